@@ -1,0 +1,888 @@
+//! Backup: source walk → chunker → dedup → packer → backend, building trees bottom-up.
+//!
+//! Directories are walked depth-first; the entries of a directory are processed in parallel on
+//! rayon's pool, and so are the chunks of one file, so both cores stay busy on one large file
+//! and on many small ones. A file is read in segments of at most two maximum chunks plus the
+//! carried-over tail, so memory stays bounded whatever the file size. Files are read with
+//! `read`, not mapped: a mapped file that another process truncates kills the reader with
+//! SIGBUS, and nightly backups of live log and dump directories meet that.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, File, Metadata};
+use std::io::{ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::{
+    self, BlobType, FileKind, IndexFile, IndexPack, Node, NodeKind, Snapshot, Summary, Tree, Xattr,
+};
+use crate::id::{BlobId, Id, SnapshotId, TreeId};
+use crate::index::Index;
+use crate::lock::LockGuard;
+use crate::pack::PackWriter;
+use crate::repository::{format_time, hostname, username, Repository, SnapshotFilter};
+use crate::tree::load_tree;
+
+/// What to back up.
+pub enum Source {
+    /// Files and directories on this host.
+    Paths(Vec<PathBuf>),
+    /// One stream, stored as a file named `name` at the snapshot root.
+    Reader {
+        name: String,
+        reader: Box<dyn Read + Send>,
+    },
+    /// The standard output of a command, stored as a file named `name`. A non-zero exit of the
+    /// command fails the backup and no snapshot is saved.
+    Command { name: String, argv: Vec<String> },
+}
+
+/// Backup settings.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    /// Glob patterns; a pattern without `/` matches any file name, one with `/` a whole path.
+    pub excludes: Vec<String>,
+    pub exclude_files: Vec<PathBuf>,
+    pub one_file_system: bool,
+    /// Snapshot time (RFC 3339); default now.
+    pub time: Option<String>,
+    /// Parent snapshot (id or prefix); default the latest with the same host and paths.
+    pub parent: Option<String>,
+    /// Read every file even when the parent says it is unchanged.
+    pub force: bool,
+    pub ignore_inode: bool,
+    pub ignore_ctime: bool,
+    /// Don't write anything; report what would be added.
+    pub dry_run: bool,
+}
+
+/// What a backup produced.
+#[derive(Debug)]
+pub struct BackupResult {
+    pub snapshot_id: Option<SnapshotId>,
+    pub snapshot: Snapshot,
+    pub summary: Summary,
+    /// Source files that could not be read, each with the reason.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    data_blobs: AtomicU64,
+    tree_blobs: AtomicU64,
+    data_added: AtomicU64,
+    data_added_packed: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Index files are written every this many packs, so an interrupted backup's packs are found
+/// (and reused) by the next run.
+const INDEX_EVERY_PACKS: usize = 64;
+
+struct Packer {
+    data: Mutex<PackWriter>,
+    tree: Mutex<PackWriter>,
+    done: Mutex<Vec<IndexPack>>,
+    index_files: Mutex<Vec<Id>>,
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    seen: Mutex<HashSet<(BlobType, BlobId)>>,
+    packer: Packer,
+    c: Counters,
+    warnings: Mutex<Vec<String>>,
+    excludes: Excludes,
+    opts: &'a BackupOptions,
+    names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
+    dry_run: bool,
+}
+
+/// Compiled exclude patterns.
+struct Excludes {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Excludes {
+    fn new(patterns: &[String], files: &[PathBuf]) -> Result<Excludes> {
+        let mut all: Vec<String> = patterns.to_vec();
+        for f in files {
+            let text = fs::read_to_string(f).map_err(|e| Error::io("read exclude file", f, e))?;
+            all.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+        let (mut names, mut paths) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        for p in all {
+            let p = p.trim_end_matches('/');
+            let glob = |s: &str| {
+                GlobBuilder::new(s)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| Error::Invalid(format!("exclude pattern {p:?}: {e}")))
+            };
+            if p.contains('/') {
+                let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
+                paths.add(glob(&full)?);
+            } else {
+                names.add(glob(p)?);
+            }
+        }
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::Invalid(format!("exclude patterns: {e}")));
+        Ok(Excludes {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
+    }
+
+    fn excluded(&self, path: &Path, name: &[u8]) -> bool {
+        self.names.is_match(Path::new(OsStr::from_bytes(name))) || self.paths.is_match(path)
+    }
+}
+
+fn ns(sec: i64, nsec: i64) -> i64 {
+    sec.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+fn kind_of(m: &Metadata) -> NodeKind {
+    let t = m.file_type();
+    if t.is_dir() {
+        NodeKind::Dir
+    } else if t.is_symlink() {
+        NodeKind::Symlink
+    } else if t.is_fifo() {
+        NodeKind::Fifo
+    } else if t.is_socket() {
+        NodeKind::Socket
+    } else if t.is_char_device() {
+        NodeKind::CharDevice
+    } else if t.is_block_device() {
+        NodeKind::BlockDevice
+    } else {
+        NodeKind::File
+    }
+}
+
+/// Opens a regular file for reading without following a symlink swapped in after `lstat`,
+/// without blocking on a FIFO swapped in, and without updating its atime where allowed.
+fn open_source(path: &Path) -> std::io::Result<File> {
+    let base = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(base | libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            fs::OpenOptions::new().read(true).custom_flags(base).open(path)
+        }
+        r => r,
+    }?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(ErrorKind::Other, "no longer a regular file"));
+    }
+    Ok(f)
+}
+
+/// Reads until `buf` holds `want` bytes or the reader ends; returns true at end of input.
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    while buf.len() < want {
+        let old = buf.len();
+        buf.resize(want, 0);
+        match r.read(&mut buf[old..]) {
+            Ok(0) => {
+                buf.truncate(old);
+                return Ok(true);
+            }
+            Ok(n) => buf.truncate(old + n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => buf.truncate(old),
+            Err(e) => {
+                buf.truncate(old);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// A failure while reading the source (a warning) or while writing the repository (fatal).
+enum FileErr {
+    Source(std::io::Error),
+    Fatal(Error),
+}
+
+impl From<Error> for FileErr {
+    fn from(e: Error) -> Self {
+        FileErr::Fatal(e)
+    }
+}
+
+/// The content of one stored file.
+struct Content {
+    blobs: Vec<BlobId>,
+    digest: Id,
+    size: u64,
+}
+
+impl<'a> Archiver<'a> {
+    /// Stores a blob unless the index or this run already has it.
+    fn add_blob(&self, ty: BlobType, data: &[u8]) -> Result<BlobId> {
+        let id = self.repo.keys().blob_id(data);
+        if self.index.contains(ty, &id) || !self.seen.lock().unwrap().insert((ty, id)) {
+            return Ok(id);
+        }
+        let sealed = format::seal_blob(
+            self.repo.keys(),
+            ty,
+            &id,
+            data,
+            Some(self.repo.config().compression_level),
+        );
+        match ty {
+            BlobType::Data => &self.c.data_blobs,
+            BlobType::Tree => &self.c.tree_blobs,
+        }
+        .fetch_add(1, Relaxed);
+        self.c.data_added.fetch_add(data.len() as u64, Relaxed);
+        self.c.data_added_packed.fetch_add(sealed.len() as u64, Relaxed);
+        if self.dry_run {
+            return Ok(id);
+        }
+        let full = {
+            let mut w = match ty {
+                BlobType::Data => self.packer.data.lock().unwrap(),
+                BlobType::Tree => self.packer.tree.lock().unwrap(),
+            };
+            w.add(ty, id, &sealed, data.len() as u32);
+            if w.len() >= self.repo.config().pack_size as usize {
+                Some(std::mem::replace(&mut *w, PackWriter::new(0)))
+            } else {
+                None
+            }
+        };
+        if let Some(w) = full {
+            self.store_pack(w)?;
+        }
+        Ok(id)
+    }
+
+    fn store_pack(&self, w: PackWriter) -> Result<()> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        let p = w.finish(self.repo);
+        crate::backend::write_content_addressed(
+            &**self.repo.backend(),
+            FileType::Pack,
+            &p.id.to_hex(),
+            &p.bytes,
+        )?;
+        let batch = {
+            let mut done = self.packer.done.lock().unwrap();
+            done.push(IndexPack {
+                id: p.id,
+                blobs: p.entries,
+            });
+            (done.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut *done))
+        };
+        if let Some(packs) = batch {
+            self.write_index(packs)?;
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let f = IndexFile {
+            supersedes: vec![],
+            packs,
+        };
+        let id = self
+            .repo
+            .save_file(FileKind::Index, FileType::Index, &f.encode())?;
+        self.packer.index_files.lock().unwrap().push(id);
+        Ok(())
+    }
+
+    /// Packs still being filled are written, then the index for every pack of this run.
+    fn flush(&self) -> Result<()> {
+        for m in [&self.packer.data, &self.packer.tree] {
+            let w = std::mem::replace(&mut *m.lock().unwrap(), PackWriter::new(0));
+            self.store_pack(w)?;
+        }
+        let packs = std::mem::take(&mut *self.packer.done.lock().unwrap());
+        self.write_index(packs)
+    }
+
+    /// Chunks and stores everything `r` yields.
+    fn store_stream(&self, r: &mut dyn Read) -> Result<Content, FileErr> {
+        let chunker = self.repo.chunker();
+        let max = chunker.params().max as usize;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut blobs = Vec::new();
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        loop {
+            let eof = fill(r, &mut buf, 2 * max).map_err(FileErr::Source)?;
+            let (ranges, used) = chunker.cut(&buf, eof);
+            let data = &buf;
+            let (ids, _) = rayon::join(
+                || {
+                    ranges
+                        .par_iter()
+                        .map(|rg| self.add_blob(BlobType::Data, &data[rg.clone()]))
+                        .collect::<Result<Vec<_>>>()
+                },
+                || hasher.update(&data[..used]),
+            );
+            blobs.extend(ids?);
+            size += used as u64;
+            buf.drain(..used);
+            if eof {
+                break;
+            }
+        }
+        self.c.bytes.fetch_add(size, Relaxed);
+        Ok(Content {
+            blobs,
+            digest: Id(*hasher.finalize().as_bytes()),
+            size,
+        })
+    }
+
+    fn warn(&self, path: &Path, what: &str, e: impl std::fmt::Display) {
+        self.warnings
+            .lock()
+            .unwrap()
+            .push(format!("{}: {what}: {e}", path.display()));
+    }
+
+    fn user_name(&self, uid: u32) -> String {
+        let mut g = self.names.lock().unwrap();
+        g.0.entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    fn group_name(&self, gid: u32) -> String {
+        let mut g = self.names.lock().unwrap();
+        g.1.entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    fn node_from_meta(&self, name: Vec<u8>, path: &Path, m: &Metadata) -> Node {
+        let mut n = Node::new(name, kind_of(m));
+        n.mode = m.mode() & 0o7777;
+        n.uid = m.uid();
+        n.gid = m.gid();
+        n.user = self.user_name(n.uid);
+        n.group = self.group_name(n.gid);
+        n.mtime_ns = ns(m.mtime(), m.mtime_nsec());
+        n.ctime_ns = ns(m.ctime(), m.ctime_nsec());
+        n.atime_ns = ns(m.atime(), m.atime_nsec());
+        n.size = if n.kind == NodeKind::File { m.size() } else { 0 };
+        n.inode = m.ino();
+        n.device = m.dev();
+        n.links = m.nlink();
+        if matches!(n.kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+            n.rdev = m.rdev();
+        }
+        match xattr::list(path) {
+            Ok(names) => {
+                for xn in names {
+                    match xattr::get(path, &xn) {
+                        Ok(Some(value)) => n.xattrs.push(Xattr {
+                            name: xn.as_bytes().to_vec(),
+                            value,
+                        }),
+                        Ok(None) => {}
+                        Err(e) => self.warn(path, &format!("read xattr {xn:?}"), e),
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
+            Err(e) => self.warn(path, "list xattrs", e),
+        }
+        n.xattrs.sort();
+        n
+    }
+
+    /// The parent's node is reusable when the file looks unchanged and all its blobs exist.
+    fn unchanged(&self, n: &Node, p: &Node) -> bool {
+        !self.opts.force
+            && p.kind == NodeKind::File
+            && p.digest.is_some()
+            && n.size == p.size
+            && n.mtime_ns == p.mtime_ns
+            && (self.opts.ignore_ctime || n.ctime_ns == p.ctime_ns)
+            && (self.opts.ignore_inode || n.inode == p.inode)
+            && p.content.iter().all(|b| self.index.contains(BlobType::Data, b))
+    }
+
+    /// Archives one directory entry. `Ok(None)` means skipped (excluded or unreadable).
+    fn entry(&self, path: &Path, name: Vec<u8>, parent: Option<&Node>, dev: u64) -> Result<Option<Node>> {
+        if self.excludes.excluded(path, &name) {
+            return Ok(None);
+        }
+        let m = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(path, "stat", e);
+                return Ok(None);
+            }
+        };
+        let mut n = self.node_from_meta(name, path, &m);
+        match n.kind {
+            NodeKind::File => {
+                self.c.files.fetch_add(1, Relaxed);
+                if let Some(p) = parent.filter(|p| self.unchanged(&n, p)) {
+                    n.content = p.content.clone();
+                    n.digest = p.digest;
+                    self.c.files_unmodified.fetch_add(1, Relaxed);
+                    self.c.bytes.fetch_add(n.size, Relaxed);
+                    return Ok(Some(n));
+                }
+                let stored = open_source(path)
+                    .map_err(FileErr::Source)
+                    .and_then(|mut f| self.store_stream(&mut f));
+                match stored {
+                    Ok(c) => {
+                        // A file that grew or shrank while read is stored as read.
+                        n.size = c.size;
+                        n.content = c.blobs;
+                        n.digest = Some(c.digest);
+                    }
+                    Err(FileErr::Source(e)) => {
+                        self.warn(path, "read", e);
+                        return Ok(None);
+                    }
+                    Err(FileErr::Fatal(e)) => return Err(e),
+                }
+                match parent {
+                    Some(p) if p.kind == NodeKind::File && p.content == n.content => &self.c.files_unmodified,
+                    Some(_) => &self.c.files_changed,
+                    None => &self.c.files_new,
+                }
+                .fetch_add(1, Relaxed);
+            }
+            NodeKind::Symlink => match fs::read_link(path) {
+                Ok(t) => n.link_target = t.as_os_str().as_bytes().to_vec(),
+                Err(e) => {
+                    self.warn(path, "read symlink", e);
+                    return Ok(None);
+                }
+            },
+            NodeKind::Dir => {
+                let parent_tree = self.parent_subtree(parent);
+                let tree = if self.opts.one_file_system && m.dev() != dev {
+                    // A mount point: kept as an empty directory.
+                    Tree::default()
+                } else {
+                    self.dir(path, parent_tree.as_ref(), dev)?
+                };
+                self.finish_dir(&mut n, tree, parent)?;
+            }
+            _ => {}
+        }
+        Ok(Some(n))
+    }
+
+    fn parent_subtree(&self, parent: Option<&Node>) -> Option<Tree> {
+        let p = parent?;
+        let sub = p.subtree.filter(|_| p.kind == NodeKind::Dir)?;
+        match load_tree(self.repo, self.index, &sub) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // The parent only saves reading; without it every file is read again.
+                self.warn(Path::new(&p.name_lossy()), "load parent tree", e);
+                None
+            }
+        }
+    }
+
+    fn finish_dir(&self, n: &mut Node, mut tree: Tree, parent: Option<&Node>) -> Result<TreeId> {
+        let id = self.add_blob(BlobType::Tree, &tree.encode())?;
+        n.subtree = Some(id);
+        match parent {
+            Some(p) if p.subtree == Some(id) => &self.c.dirs_unmodified,
+            Some(_) => &self.c.dirs_changed,
+            None => &self.c.dirs_new,
+        }
+        .fetch_add(1, Relaxed);
+        Ok(id)
+    }
+
+    /// Archives a directory's entries in parallel.
+    fn dir(&self, path: &Path, parent: Option<&Tree>, dev: u64) -> Result<Tree> {
+        let mut names: Vec<Vec<u8>> = match fs::read_dir(path) {
+            Ok(rd) => {
+                let mut v = Vec::new();
+                for e in rd {
+                    match e {
+                        Ok(e) => v.push(e.file_name().as_bytes().to_vec()),
+                        Err(e) => {
+                            self.warn(path, "read directory", e);
+                            break;
+                        }
+                    }
+                }
+                v
+            }
+            Err(e) => {
+                self.warn(path, "read directory", e);
+                Vec::new()
+            }
+        };
+        names.sort();
+        let nodes = names
+            .into_par_iter()
+            .map(|name| {
+                let p = path.join(OsStr::from_bytes(&name));
+                let pn = parent.and_then(|t| t.find(&name));
+                self.entry(&p, name, pn, dev)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Builds the tree that holds the backup targets at their absolute paths.
+    fn virtual_dir(&self, prefix: &Path, trie: &Trie, parent: Option<&Tree>) -> Result<Tree> {
+        let nodes = trie
+            .children
+            .par_iter()
+            .map(|(name, child)| -> Result<Option<Node>> {
+                let path = prefix.join(OsStr::from_bytes(name));
+                let pn = parent.and_then(|t| t.find(name));
+                if child.target {
+                    let m = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                    return self.entry(&path, name.clone(), pn, m.dev());
+                }
+                let m = fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                let mut n = self.node_from_meta(name.clone(), &path, &m);
+                let pt = self.parent_subtree(pn);
+                let tree = self.virtual_dir(&path, child, pt.as_ref())?;
+                self.finish_dir(&mut n, tree, pn)?;
+                Ok(Some(n))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Trie {
+    target: bool,
+    children: Vec<(Vec<u8>, Trie)>,
+}
+
+fn normalize(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io("resolve path", p, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn build_trie(paths: &[PathBuf]) -> Trie {
+    let mut root = Trie::default();
+    for p in paths {
+        let mut t = &mut root;
+        for c in p.components() {
+            if let Component::Normal(n) = c {
+                let name = n.as_bytes().to_vec();
+                let i = match t.children.iter().position(|(k, _)| *k == name) {
+                    Some(i) => i,
+                    None => {
+                        t.children.push((name, Trie::default()));
+                        t.children.len() - 1
+                    }
+                };
+                t = &mut t.children[i].1;
+            }
+        }
+        t.target = true;
+        t.children.clear();
+    }
+    fn sort(t: &mut Trie) {
+        t.children.sort_by(|a, b| a.0.cmp(&b.0));
+        t.children.iter_mut().for_each(|c| sort(&mut c.1));
+    }
+    sort(&mut root);
+    root
+}
+
+/// Runs a backup and saves its snapshot. The caller holds a shared lock (`lock`), which is
+/// checked before the snapshot is written.
+pub fn backup(
+    repo: &Repository,
+    index: &Index,
+    source: Source,
+    opts: &BackupOptions,
+    lock: Option<&LockGuard>,
+) -> Result<BackupResult> {
+    let start = jiff::Zoned::now();
+    let t0 = Instant::now();
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let a = Archiver {
+        repo,
+        index,
+        seen: Mutex::new(HashSet::new()),
+        packer: Packer {
+            data: Mutex::new(PackWriter::new(0)),
+            tree: Mutex::new(PackWriter::new(0)),
+            done: Mutex::new(Vec::new()),
+            index_files: Mutex::new(Vec::new()),
+        },
+        c: Counters::default(),
+        warnings: Mutex::new(Vec::new()),
+        excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
+        opts,
+        names: Mutex::new((HashMap::new(), HashMap::new())),
+        dry_run: opts.dry_run,
+    };
+
+    let (root, paths, parent_id) = match source {
+        Source::Paths(paths) => {
+            if paths.is_empty() {
+                return Err(Error::Invalid("nothing to back up: no paths given".into()));
+            }
+            let mut abs = paths.iter().map(|p| normalize(p)).collect::<Result<Vec<_>>>()?;
+            abs.sort();
+            abs.dedup();
+            for p in &abs {
+                fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
+            }
+            let shown: Vec<String> = abs.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            let parent = find_parent(repo, opts, &host, &shown)?;
+            let parent_tree = match &parent {
+                Some((_, s)) => match load_tree(repo, index, &s.tree) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        a.warn(Path::new("/"), "load parent snapshot tree", e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let trie = build_trie(&abs);
+            let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
+                let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+                a.dir(Path::new("/"), parent_tree.as_ref(), m.dev())?
+            } else {
+                a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
+            };
+            (tree, shown, parent.map(|p| p.0))
+        }
+        Source::Reader { name, mut reader } => {
+            let n = stream_node(&a, &name, &mut *reader)?;
+            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
+        }
+        Source::Command { name, argv } => {
+            let (prog, args) = argv
+                .split_first()
+                .ok_or_else(|| Error::Invalid("no command given for --stdin-from-command".into()))?;
+            let mut child = std::process::Command::new(prog)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Command(format!("cannot start {prog:?}: {e}")))?;
+            let mut out = child.stdout.take().expect("piped stdout");
+            let n = stream_node(&a, &name, &mut out);
+            drop(out);
+            let status = child
+                .wait()
+                .map_err(|e| Error::Command(format!("waiting for {prog:?}: {e}")))?;
+            let n = n?;
+            if !status.success() {
+                return Err(Error::Command(format!(
+                    "command {prog:?} failed ({status}); no snapshot saved"
+                )));
+            }
+            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
+        }
+    };
+
+    let mut root = root;
+    let tree_id = a.add_blob(BlobType::Tree, &root.encode())?;
+    if !opts.dry_run {
+        a.flush()?;
+    }
+    let end = jiff::Zoned::now();
+    let c = &a.c;
+    let summary = Summary {
+        files_new: c.files_new.load(Relaxed),
+        files_changed: c.files_changed.load(Relaxed),
+        files_unmodified: c.files_unmodified.load(Relaxed),
+        dirs_new: c.dirs_new.load(Relaxed),
+        dirs_changed: c.dirs_changed.load(Relaxed),
+        dirs_unmodified: c.dirs_unmodified.load(Relaxed),
+        data_blobs: c.data_blobs.load(Relaxed),
+        tree_blobs: c.tree_blobs.load(Relaxed),
+        data_added: c.data_added.load(Relaxed),
+        data_added_packed: c.data_added_packed.load(Relaxed),
+        total_files_processed: c.files.load(Relaxed),
+        total_bytes_processed: c.bytes.load(Relaxed),
+        backup_start: format_time(start.clone()),
+        backup_end: format_time(end),
+        duration_secs: t0.elapsed().as_secs_f64(),
+    };
+    let time = match &opts.time {
+        Some(t) => parse_time(t)?,
+        None => format_time(start),
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let mut tags = opts.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let snapshot = Snapshot {
+        time,
+        tree: tree_id,
+        paths,
+        hostname: host,
+        username: username(),
+        uid,
+        gid,
+        tags,
+        parent: parent_id,
+        program_version: format!("cista {}", env!("CARGO_PKG_VERSION")),
+        summary: Some(summary.clone()),
+    };
+    let snapshot_id = if opts.dry_run {
+        None
+    } else {
+        if let Some(l) = lock {
+            l.check()?;
+        }
+        Some(repo.save_snapshot(&snapshot)?)
+    };
+    let warnings = std::mem::take(&mut *a.warnings.lock().unwrap());
+    Ok(BackupResult {
+        snapshot_id,
+        snapshot,
+        summary,
+        warnings,
+    })
+}
+
+fn stream_node(a: &Archiver, name: &str, r: &mut dyn Read) -> Result<Node> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::Invalid(format!(
+            "stdin file name {name:?} must be a single path component"
+        )));
+    }
+    let content = match a.store_stream(r) {
+        Ok(c) => c,
+        Err(FileErr::Source(e)) => return Err(Error::io("read", format!("<stdin:{name}>"), e)),
+        Err(FileErr::Fatal(e)) => return Err(e),
+    };
+    a.c.files.fetch_add(1, Relaxed);
+    a.c.files_new.fetch_add(1, Relaxed);
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let mut n = Node::new(name.as_bytes().to_vec(), NodeKind::File);
+    n.mode = 0o644;
+    n.uid = nix::unistd::getuid().as_raw();
+    n.gid = nix::unistd::getgid().as_raw();
+    n.user = a.user_name(n.uid);
+    n.group = a.group_name(n.gid);
+    (n.mtime_ns, n.ctime_ns, n.atime_ns) = (now, now, now);
+    n.size = content.size;
+    n.links = 1;
+    n.content = content.blobs;
+    n.digest = Some(content.digest);
+    Ok(n)
+}
+
+/// Parses an RFC 3339 time, keeping its UTC offset, or a civil time (`2026-01-02 03:04:05`) in
+/// the local zone, into the stored form.
+pub fn parse_time(t: &str) -> Result<String> {
+    let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("time {t:?} is not RFC 3339: {e}"));
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        let tz = if t.ends_with('Z') || t.ends_with('z') {
+            jiff::tz::TimeZone::UTC
+        } else {
+            let tail = &t[t.len().saturating_sub(6)..];
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            let h: i32 = tail.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
+            let m: i32 = tail.get(4..6).and_then(|x| x.parse().ok()).unwrap_or(0);
+            let off = jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|e| bad(&e))?;
+            jiff::tz::TimeZone::fixed(off)
+        };
+        return Ok(format_time(ts.to_zoned(tz)));
+    }
+    let dt: jiff::civil::DateTime = t.replace(' ', "T").parse().map_err(|e| bad(&e))?;
+    let z = dt.to_zoned(jiff::tz::TimeZone::system()).map_err(|e| bad(&e))?;
+    Ok(format_time(z))
+}
+
+fn find_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    host: &str,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    if let Some(p) = &opts.parent {
+        return repo.resolve_snapshot(p, &SnapshotFilter::default()).map(Some);
+    }
+    if opts.force {
+        return Ok(None);
+    }
+    let filter = SnapshotFilter {
+        hosts: vec![host.to_string()],
+        ..Default::default()
+    };
+    let mut all = repo.snapshots()?;
+    all.retain(|(_, s)| filter.matches(s) && s.paths == paths);
+    Ok(all.pop())
+}

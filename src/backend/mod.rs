@@ -1,0 +1,147 @@
+//! Storage: a small trait shaped like an object store (get, ranged get, put-if-absent, list,
+//! delete). A backend sees only names and sealed bytes, never keys or plaintext.
+
+mod local;
+mod mem;
+
+pub use local::LocalBackend;
+pub use mem::MemBackend;
+
+use crate::error::Result;
+
+/// The kinds of stored object; each lives under its own prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileType {
+    Config,
+    Key,
+    Pack,
+    Index,
+    Snapshot,
+    Lock,
+}
+
+impl FileType {
+    pub const ALL: [FileType; 6] = [
+        FileType::Config,
+        FileType::Key,
+        FileType::Pack,
+        FileType::Index,
+        FileType::Snapshot,
+        FileType::Lock,
+    ];
+
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileType::Config => "",
+            FileType::Key => "keys",
+            FileType::Pack => "data",
+            FileType::Index => "index",
+            FileType::Snapshot => "snapshots",
+            FileType::Lock => "locks",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileType::Config => "config",
+            FileType::Key => "key",
+            FileType::Pack => "pack",
+            FileType::Index => "index",
+            FileType::Snapshot => "snapshot",
+            FileType::Lock => "lock",
+        }
+    }
+}
+
+/// The path of an object relative to the repository root: `config`, `keys/<id>`,
+/// `data/<first 2 hex>/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`.
+pub fn object_path(t: FileType, name: &str) -> String {
+    match t {
+        FileType::Config => "config".to_string(),
+        FileType::Pack => format!("data/{}/{}", &name[..name.len().min(2)], name),
+        _ => format!("{}/{}", t.dir(), name),
+    }
+}
+
+/// True for names a listing should report: 64 lowercase hex digits.
+pub fn is_object_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Where a repository's objects are kept.
+///
+/// Guarantees a backend must give (see docs/format.md): a completed `write` is durable and
+/// visible to `read` and `list`; `write` never replaces an existing object and never leaves a
+/// partial object under the final name; `list` may lag behind writes and deletes, and cista never
+/// depends on it being complete right after a write.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// A human-readable location for messages.
+    fn location(&self) -> String;
+    /// Prepares an empty repository location (directories on disk; nothing on object stores).
+    fn create(&self) -> Result<()>;
+    /// Reads a whole object.
+    fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>>;
+    /// Reads `length` bytes at `offset`; a short object is an error.
+    fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>>;
+    /// Stores an object under a name not yet used. An existing object is left as it is and the
+    /// call fails with an `AlreadyExists` I/O error.
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<()>;
+    /// Names and sizes of the objects of a type.
+    fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
+    /// Deletes an object; deleting a missing object is not an error.
+    fn remove(&self, t: FileType, name: &str) -> Result<()>;
+}
+
+/// `write` that treats an existing object of the same name as success: for content-addressed
+/// names an existing object has the same content (or is damaged, which `check` reports).
+pub fn write_content_addressed(
+    be: &dyn Backend,
+    t: FileType,
+    name: &str,
+    data: &[u8],
+) -> Result<()> {
+    match be.write(t, name, data) {
+        Err(crate::Error::Backend { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+pub(crate) fn backend_err(op: &'static str, t: FileType, name: &str, e: std::io::Error) -> crate::Error {
+    crate::Error::Backend {
+        op,
+        path: object_path(t, name),
+        source: e,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! The behaviour every backend must show, run against each implementation.
+    use super::*;
+
+    pub fn run(be: &dyn Backend) {
+        be.create().unwrap();
+        let name = "ab".repeat(32);
+        be.write(FileType::Pack, &name, b"hello world").unwrap();
+        assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
+        assert_eq!(be.read_range(FileType::Pack, &name, 6, 5).unwrap(), b"world");
+        assert!(be.read_range(FileType::Pack, &name, 6, 50).is_err());
+        let e = be.write(FileType::Pack, &name, b"other").unwrap_err();
+        assert!(matches!(e, crate::Error::Backend { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists), "{e}");
+        assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
+        write_content_addressed(be, FileType::Pack, &name, b"hello world").unwrap();
+        assert_eq!(be.list(FileType::Pack).unwrap(), vec![(name.clone(), 11)]);
+        assert!(be.list(FileType::Index).unwrap().is_empty());
+        let e = be.read(FileType::Index, &name).unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        be.write(FileType::Config, "config", b"c").unwrap();
+        assert_eq!(be.read(FileType::Config, "config").unwrap(), b"c");
+        be.remove(FileType::Pack, &name).unwrap();
+        be.remove(FileType::Pack, &name).unwrap();
+        assert!(be.list(FileType::Pack).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,250 @@
+//! `check`: structural consistency, and with `read_data` every stored byte.
+//!
+//! Every problem is collected with the object it concerns; nothing stops at the first one.
+//! Leftovers that do no harm (packs no index names, after an interrupted backup) are reported
+//! as notes, not errors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::backend::FileType;
+use crate::error::Result;
+use crate::format::{BlobType, IndexFile, NodeKind};
+use crate::id::{Id, PackId, TreeId};
+use crate::index::{load_index_file, BlobLocation, IndexBuilder};
+use crate::pack::{open_blob, parse_pack};
+use crate::repository::{load_key_file, Repository};
+use crate::tree::load_tree;
+
+/// Which packs `--read-data` reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Subset {
+    All,
+    /// Part `n` of `m` (1-based): packs whose first id byte modulo `m` is `n - 1`.
+    Part(u32, u32),
+    /// About this percentage of packs, chosen at random.
+    Percent(f64),
+}
+
+impl std::str::FromStr for Subset {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || crate::Error::Invalid(format!("read-data subset {s:?}: use n/m or p%"));
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(Subset::Percent(p));
+        }
+        let (n, m) = s.split_once('/').ok_or_else(bad)?;
+        let (n, m): (u32, u32) = (n.trim().parse().map_err(|_| bad())?, m.trim().parse().map_err(|_| bad())?);
+        if m == 0 || n == 0 || n > m {
+            return Err(bad());
+        }
+        Ok(Subset::Part(n, m))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub read_data: Option<Subset>,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Damage: each names the object.
+    pub errors: Vec<String>,
+    /// Harmless findings.
+    pub notes: Vec<String>,
+    pub snapshots: usize,
+    pub trees: usize,
+    pub packs: usize,
+    pub packs_read: usize,
+    pub blobs_read: usize,
+    pub bytes_read: u64,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+    let rep = Mutex::new(CheckReport::default());
+    let err = |s: String| rep.lock().unwrap().errors.push(s);
+
+    // Key files.
+    for (name, _) in repo.backend().list(FileType::Key)? {
+        if let Err(e) = load_key_file(&**repo.backend(), &name) {
+            err(format!("{e}"));
+        }
+    }
+
+    // Index files, each on its own so one damaged file does not hide the rest.
+    let index_ids = repo.list_ids(FileType::Index)?;
+    let files: Vec<(Id, IndexFile)> = index_ids
+        .par_iter()
+        .filter_map(|id| match load_index_file(repo, id) {
+            Ok(f) => Some((*id, f)),
+            Err(e) => {
+                err(format!("{e}"));
+                None
+            }
+        })
+        .collect();
+    let mut b = IndexBuilder::default();
+    for (_, f) in &files {
+        for p in &f.packs {
+            b.add_pack(p);
+        }
+    }
+    let index = b.build();
+
+    let stored: HashMap<PackId, u64> = repo
+        .backend()
+        .list(FileType::Pack)?
+        .into_iter()
+        .filter_map(|(n, s)| Some((n.parse().ok()?, s)))
+        .collect();
+    let mut by_pack: HashMap<PackId, Vec<(BlobType, Id, BlobLocation)>> = HashMap::new();
+    for (ty, id, loc) in index.iter() {
+        by_pack.entry(loc.pack).or_default().push((ty, id, loc));
+    }
+    for (pack, blobs) in &by_pack {
+        match stored.get(pack) {
+            None => err(format!(
+                "pack {pack} is named by the index ({} blobs) but does not exist",
+                blobs.len()
+            )),
+            Some(&size) => {
+                if let Some((_, id, _)) = blobs
+                    .iter()
+                    .find(|(_, _, l)| l.offset as u64 + l.length as u64 + 4 > size)
+                {
+                    err(format!("pack {pack}: index entry for blob {id} lies beyond the pack's {size} bytes"));
+                }
+            }
+        }
+    }
+    {
+        let mut r = rep.lock().unwrap();
+        r.packs = stored.len();
+        for p in stored.keys() {
+            if !by_pack.contains_key(p) {
+                r.notes.push(format!(
+                    "pack {p} is not in any index (left by an interrupted backup; prune removes it)"
+                ));
+            }
+        }
+    }
+
+    // Snapshots and their trees.
+    let snap_ids = repo.list_ids(FileType::Snapshot)?;
+    let roots: Vec<(Id, TreeId)> = snap_ids
+        .par_iter()
+        .filter_map(|id| match repo.load_snapshot(id) {
+            Ok(s) => Some((*id, s.tree)),
+            Err(e) => {
+                err(format!("{e}"));
+                None
+            }
+        })
+        .collect();
+    rep.lock().unwrap().snapshots = roots.len();
+    let mut seen: HashSet<TreeId> = HashSet::new();
+    let mut level: Vec<(TreeId, String)> = Vec::new();
+    for (sid, t) in roots {
+        if seen.insert(t) {
+            level.push((t, format!("snapshot {}", sid.short())));
+        }
+    }
+    while !level.is_empty() {
+        let next: Vec<Vec<(TreeId, String)>> = level
+            .par_iter()
+            .map(|(tid, path)| {
+                let tree = match load_tree(repo, &index, tid) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        err(format!("{path}: {e}"));
+                        return vec![];
+                    }
+                };
+                let mut subs = Vec::new();
+                for n in &tree.nodes {
+                    let p = format!("{path}/{}", n.name_lossy());
+                    match n.kind {
+                        NodeKind::Dir => subs.push((n.subtree.expect("decoded"), p)),
+                        NodeKind::File => {
+                            for b in &n.content {
+                                if !index.contains(BlobType::Data, b) {
+                                    err(format!("{p}: data blob {b} is not in the index"));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                subs
+            })
+            .collect();
+        rep.lock().unwrap().trees += level.len();
+        level = next
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| seen.insert(*t))
+            .collect();
+    }
+
+    if let Some(subset) = opts.read_data {
+        let mut packs: Vec<(PackId, u64)> = stored
+            .iter()
+            .filter(|(id, _)| match subset {
+                Subset::All => true,
+                Subset::Part(n, m) => id.0[0] as u32 % m == n - 1,
+                Subset::Percent(p) => {
+                    let r: [u8; 8] = crate::crypto::random_bytes();
+                    (u64::from_le_bytes(r) as f64 / u64::MAX as f64) * 100.0 < p
+                }
+            })
+            .map(|(id, s)| (*id, *s))
+            .collect();
+        packs.sort();
+        packs.par_iter().for_each(|(pack, _)| {
+            let bytes = match repo.backend().read(FileType::Pack, &pack.to_hex()) {
+                Ok(b) => b,
+                Err(e) => return err(format!("{e}")),
+            };
+            let entries = match parse_pack(repo, pack, &bytes) {
+                Ok(e) => e,
+                Err(e) => return err(format!("{e}")),
+            };
+            let in_header: HashMap<(BlobType, Id), (u32, u32)> = entries
+                .iter()
+                .map(|e| ((e.ty, e.id), (e.offset, e.length)))
+                .collect();
+            for (ty, id, loc) in by_pack.get(pack).map(|v| v.as_slice()).unwrap_or(&[]) {
+                if in_header.get(&(*ty, *id)) != Some(&(loc.offset, loc.length)) {
+                    err(format!("pack {pack}: index entry for {} blob {id} does not match the pack header", ty.name()));
+                }
+            }
+            let mut n = 0;
+            for e in &entries {
+                let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+                match open_blob(repo, e.ty, &e.id, pack, sealed) {
+                    Ok(raw) if raw.len() == e.raw_len as usize => n += 1,
+                    Ok(_) => err(format!("pack {pack}: blob {} has a length other than its header says", e.id)),
+                    Err(err_) => err(format!("{err_}")),
+                }
+            }
+            let mut r = rep.lock().unwrap();
+            r.packs_read += 1;
+            r.blobs_read += n;
+            r.bytes_read += bytes.len() as u64;
+        });
+    }
+    Ok(rep.into_inner().unwrap())
+}

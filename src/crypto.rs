@@ -1,0 +1,302 @@
+//! Keys and authenticated encryption.
+//!
+//! One random 32-byte master secret per repository. Sub-keys are derived from it with BLAKE3's
+//! `derive_key` under distinct contexts, so the encryption key, the blob-id MAC key and the
+//! chunker seed are independent. The master secret is stored only wrapped: sealed under a key
+//! derived from a password with Argon2id, in one or more key files.
+//!
+//! Sealing is AES-256-GCM-SIV with a random 96-bit nonce: `nonce ‖ ciphertext ‖ tag`. GCM-SIV stays
+//! safe if a nonce ever repeats (it then only reveals that two plaintexts were equal), which matters
+//! for a repository written by many hosts for years.
+
+use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+/// Bytes sealing adds to a plaintext.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+const CTX_ENC: &str = "cista 2026-11-22 encryption key v1";
+const CTX_MAC: &str = "cista 2026-11-22 blob id key v1";
+const CTX_CHUNKER: &str = "cista 2026-11-22 chunker gear key v1";
+const KEYFILE_AAD: &[u8] = b"cista key file v1";
+
+/// Sealing failed to authenticate: wrong key or modified bytes. Callers add which object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenError;
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("authentication failed (modified bytes or wrong key)")
+    }
+}
+
+/// The repository's keys, derived from the master secret. Never handed to a backend.
+#[derive(Clone)]
+pub struct Keys {
+    master: [u8; 32],
+    cipher: Aes256GcmSiv,
+    mac_key: [u8; 32],
+    chunker_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl Keys {
+    /// A fresh random master secret.
+    pub fn generate() -> Keys {
+        Keys::from_master(random_bytes())
+    }
+
+    pub fn from_master(master: [u8; 32]) -> Keys {
+        let enc = blake3::derive_key(CTX_ENC, &master);
+        Keys {
+            master,
+            cipher: Aes256GcmSiv::new_from_slice(&enc).expect("32-byte key"),
+            mac_key: blake3::derive_key(CTX_MAC, &master),
+            chunker_key: blake3::derive_key(CTX_CHUNKER, &master),
+        }
+    }
+
+    /// The keyed BLAKE3 of a blob's plaintext: its id.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        Id(*blake3::keyed_hash(&self.mac_key, plaintext).as_bytes())
+    }
+
+    /// Secret bytes from which the chunker's gear table is expanded.
+    pub fn chunker_key(&self) -> &[u8; 32] {
+        &self.chunker_key
+    }
+
+    /// Seals `plaintext` bound to `aad`: `nonce ‖ ciphertext ‖ tag`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        let nonce: [u8; NONCE_LEN] = random_bytes();
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[NONCE_LEN..])
+            .expect("AES-GCM-SIV accepts plaintexts below 2^36 bytes");
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    /// Opens sealed bytes; fails closed on any modification or a different `aad`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(OpenError);
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut buf = ct.to_vec();
+        self.cipher
+            .decrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                aad,
+                &mut buf,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| OpenError)?;
+        Ok(buf)
+    }
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("operating system random source failed");
+    b
+}
+
+/// Argon2id cost parameters, stored in each key file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        // The floor the format promises: t=3, m=64 MiB, p=4 (borg 2's choice).
+        KdfParams {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 4,
+        }
+    }
+}
+
+impl KdfParams {
+    /// Parameters weaker than the floor are refused when reading a key file, so a tampered key
+    /// file cannot quietly lower the cost of guessing the password.
+    pub fn check(&self) -> Result<()> {
+        let floor = KdfParams::default();
+        if self.m_kib < floor.m_kib || self.t < floor.t || self.p < floor.p {
+            return Err(Error::Invalid(format!(
+                "Argon2id parameters m={} KiB t={} p={} are below the minimum m={} t={} p={}",
+                self.m_kib, self.t, self.p, floor.m_kib, floor.t, floor.p
+            )));
+        }
+        if self.m_kib > 4 * 1024 * 1024 || self.t > 64 || self.p > 64 {
+            return Err(Error::Invalid(format!(
+                "Argon2id parameters m={} KiB t={} p={} are above the maximum this build accepts",
+                self.m_kib, self.t, self.p
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A key file: the master secret sealed under a password-derived key. Stored as JSON under
+/// `keys/<BLAKE3 of the file>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub version: u32,
+    pub created: String,
+    pub hostname: String,
+    pub username: String,
+    pub kdf: String,
+    #[serde(flatten)]
+    pub params: KdfParams,
+    #[serde(with = "hex::serde")]
+    pub salt: [u8; 32],
+    #[serde(with = "hex::serde")]
+    pub data: Vec<u8>,
+}
+
+fn wrapping_key(password: &[u8], salt: &[u8; 32], params: KdfParams) -> Result<Keys> {
+    params.check()?;
+    let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
+        .map_err(|e| Error::Invalid(format!("Argon2id parameters: {e}")))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+    let mut out = [0u8; 32];
+    a.hash_password_into(password, salt, &mut out)
+        .map_err(|e| Error::Invalid(format!("Argon2id: {e}")))?;
+    Ok(Keys::from_master(out))
+}
+
+impl KeyFile {
+    /// Wraps `keys`' master secret under `password`.
+    pub fn create(
+        keys: &Keys,
+        password: &[u8],
+        params: KdfParams,
+        hostname: &str,
+        username: &str,
+        created: &str,
+    ) -> Result<KeyFile> {
+        let salt = random_bytes();
+        let wrap = wrapping_key(password, &salt, params)?;
+        Ok(KeyFile {
+            version: 1,
+            created: created.to_string(),
+            hostname: hostname.to_string(),
+            username: username.to_string(),
+            kdf: "argon2id".into(),
+            params,
+            salt,
+            data: wrap.seal(KEYFILE_AAD, &keys.master),
+        })
+    }
+
+    /// Unwraps the master secret; `Ok(None)` means the password does not open this key file.
+    pub fn open(&self, password: &[u8]) -> Result<Option<Keys>> {
+        if self.version != 1 || self.kdf != "argon2id" {
+            return Err(Error::Invalid(format!(
+                "key file version {} / kdf {:?} is not supported",
+                self.version, self.kdf
+            )));
+        }
+        let wrap = wrapping_key(password, &self.salt, self.params)?;
+        match wrap.open(KEYFILE_AAD, &self.data) {
+            Ok(m) if m.len() == 32 => {
+                let mut master = [0u8; 32];
+                master.copy_from_slice(&m);
+                Ok(Some(Keys::from_master(master)))
+            }
+            Ok(_) => Err(Error::Invalid("key file holds a master key of the wrong length".into())),
+            Err(OpenError) => Ok(None),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("key file serializes");
+        v.push(b'\n');
+        v
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<KeyFile, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip(data in proptest::collection::vec(any::<u8>(), 0..4096), aad in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let k = Keys::from_master([7; 32]);
+            let s = k.seal(&aad, &data);
+            prop_assert_eq!(s.len(), data.len() + SEAL_OVERHEAD);
+            prop_assert_eq!(k.open(&aad, &s).unwrap(), data);
+        }
+
+        #[test]
+        fn any_flipped_bit_fails(data in proptest::collection::vec(any::<u8>(), 1..512), pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let k = Keys::from_master([9; 32]);
+            let mut s = k.seal(b"x", &data);
+            let i = pos.index(s.len());
+            s[i] ^= 1 << bit;
+            prop_assert!(k.open(b"x", &s).is_err());
+        }
+    }
+
+    #[test]
+    fn wrong_aad_or_key_fails() {
+        let k = Keys::from_master([1; 32]);
+        let s = k.seal(b"a", b"hello");
+        assert!(k.open(b"b", &s).is_err());
+        assert!(Keys::from_master([2; 32]).open(b"a", &s).is_err());
+        assert!(k.open(b"a", &s[..10]).is_err());
+    }
+
+    #[test]
+    fn subkeys_differ() {
+        let k = Keys::from_master([3; 32]);
+        assert_ne!(k.mac_key, k.chunker_key);
+        assert_ne!(k.blob_id(b"x"), Id::of_bytes(b"x"));
+    }
+
+    #[test]
+    fn key_file_round_trip() {
+        let k = Keys::generate();
+        let kf = KeyFile::create(&k, b"pw", KdfParams::default(), "h", "u", "t").unwrap();
+        let decoded = KeyFile::decode(&kf.encode()).unwrap();
+        assert_eq!(decoded, kf);
+        let opened = decoded.open(b"pw").unwrap().unwrap();
+        assert_eq!(opened.master, k.master);
+        assert!(decoded.open(b"wrong").unwrap().is_none());
+    }
+
+    #[test]
+    fn weak_kdf_refused() {
+        let p = KdfParams { m_kib: 1024, t: 1, p: 1 };
+        assert!(p.check().is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! The library's one error type. Every variant carries enough context (object id, path, operation)
+//! for an operator to find the damaged object or the unreadable file without a debugger.
+
+use std::path::PathBuf;
+
+/// Errors returned by the cista library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No repository (no `config` object) at the given location.
+    #[error("repository does not exist at {0}")]
+    RepoNotFound(String),
+
+    /// `init` found an existing repository.
+    #[error("repository already exists at {0}")]
+    RepoExists(String),
+
+    /// No key file could be opened with the given password.
+    #[error("wrong password: no key file of the repository opens with it")]
+    WrongPassword,
+
+    /// Another process holds a conflicting lock.
+    #[error("repository is locked: {0}")]
+    Locked(String),
+
+    /// The repository was written by a format version this build does not read.
+    #[error("repository format version {found} is not supported (this cista reads version {supported}); upgrade cista")]
+    UnsupportedVersion { found: u32, supported: u32 },
+
+    /// An object failed an integrity check: wrong storage hash, failed authentication, bad
+    /// encoding, wrong keyed id. Integrity failures never degrade into wrong data.
+    #[error("{what} {id} is damaged: {reason}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
+
+    /// A referenced object does not exist.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+
+    /// The storage backend failed.
+    #[error("storage: {op} {path}: {source}")]
+    Backend {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A local file or directory could not be read or written.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The caller asked for something impossible (bad option, ambiguous id, bad pattern).
+    #[error("{0}")]
+    Invalid(String),
+
+    /// A command the user ran for us (password command, stdin command) failed.
+    #[error("{0}")]
+    Command(String),
+
+    /// The lock could not be kept fresh; the operation stopped before writing anything that
+    /// depends on it.
+    #[error("lock lost: {0}")]
+    LockLost(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn corrupt(what: &'static str, id: impl ToString, reason: impl ToString) -> Self {
+        Error::Corrupt {
+            what,
+            id: id.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error means a stored object failed verification.
+    pub fn is_integrity(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+
+    /// True when the backend reported that an object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::NotFound { .. } => true,
+            Error::Backend { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The in-memory blob index: blob id → pack, offset and lengths.
+//!
+//! Two sorted arrays (data and tree blobs) of 48-byte entries and one array of pack ids; a
+//! lookup is a binary search. Index files are decoded in parallel and merged once.
+
+use rayon::prelude::*;
+
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::{BlobType, FileKind, IndexFile, IndexPack};
+use crate::id::{BlobId, Id, PackId};
+use crate::repository::Repository;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    id: BlobId,
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_len: u32,
+}
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: PackId,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_len: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    packs: Vec<PackId>,
+    data: Vec<Entry>,
+    tree: Vec<Entry>,
+    /// The index files this index was built from.
+    files: Vec<Id>,
+}
+
+impl Index {
+    /// Loads every index file. A damaged index file is an error: a command that trusted a
+    /// partial index could report blobs missing that are not.
+    pub fn load(repo: &Repository) -> Result<Index> {
+        let ids = repo.list_ids(FileType::Index)?;
+        let files = ids
+            .par_iter()
+            .map(|id| load_index_file(repo, id))
+            .collect::<Result<Vec<_>>>()?;
+        let mut idx = Index::from_files(files.iter());
+        idx.files = ids;
+        Ok(idx)
+    }
+
+    pub fn from_files<'a>(files: impl Iterator<Item = &'a IndexFile>) -> Index {
+        let mut b = IndexBuilder::default();
+        for f in files {
+            for p in &f.packs {
+                b.add_pack(p);
+            }
+        }
+        b.build()
+    }
+
+    fn table(&self, ty: BlobType) -> &[Entry] {
+        match ty {
+            BlobType::Data => &self.data,
+            BlobType::Tree => &self.tree,
+        }
+    }
+
+    pub fn get(&self, ty: BlobType, id: &BlobId) -> Option<BlobLocation> {
+        let t = self.table(ty);
+        t.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| {
+            let e = t[i];
+            BlobLocation {
+                pack: self.packs[e.pack as usize],
+                offset: e.offset,
+                length: e.length,
+                raw_len: e.raw_len,
+            }
+        })
+    }
+
+    pub fn contains(&self, ty: BlobType, id: &BlobId) -> bool {
+        self.table(ty).binary_search_by(|e| e.id.cmp(id)).is_ok()
+    }
+
+    /// Number of distinct blobs of a type.
+    pub fn len(&self, ty: BlobType) -> usize {
+        self.table(ty).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && self.tree.is_empty()
+    }
+
+    /// Every pack some index entry points into.
+    pub fn packs(&self) -> &[PackId] {
+        &self.packs
+    }
+
+    pub fn index_files(&self) -> &[Id] {
+        &self.files
+    }
+
+    /// Every (type, id, location).
+    pub fn iter(&self) -> impl Iterator<Item = (BlobType, BlobId, BlobLocation)> + '_ {
+        let f = move |ty: BlobType| {
+            self.table(ty).iter().map(move |e| {
+                (
+                    ty,
+                    e.id,
+                    BlobLocation {
+                        pack: self.packs[e.pack as usize],
+                        offset: e.offset,
+                        length: e.length,
+                        raw_len: e.raw_len,
+                    },
+                )
+            })
+        };
+        f(BlobType::Data).chain(f(BlobType::Tree))
+    }
+
+    /// Bytes of memory per blob entry (the target is at most 48).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+}
+
+/// Collects packs, then sorts once.
+#[derive(Default)]
+pub struct IndexBuilder {
+    packs: Vec<PackId>,
+    pack_pos: std::collections::HashMap<PackId, u32>,
+    data: Vec<Entry>,
+    tree: Vec<Entry>,
+}
+
+impl IndexBuilder {
+    pub fn add_pack(&mut self, p: &IndexPack) {
+        let next = self.packs.len() as u32;
+        let pos = *self.pack_pos.entry(p.id).or_insert(next);
+        if pos == next {
+            self.packs.push(p.id);
+        }
+        for b in &p.blobs {
+            let e = Entry {
+                id: b.id,
+                pack: pos,
+                offset: b.offset,
+                length: b.length,
+                raw_len: b.raw_len,
+            };
+            match b.ty {
+                BlobType::Data => self.data.push(e),
+                BlobType::Tree => self.tree.push(e),
+            }
+        }
+    }
+
+    pub fn build(mut self) -> Index {
+        for t in [&mut self.data, &mut self.tree] {
+            // Stable sort keeps the first-added copy of a blob stored in several packs.
+            t.par_sort_by(|a, b| a.id.cmp(&b.id));
+            t.dedup_by(|a, b| a.id == b.id);
+            t.shrink_to_fit();
+        }
+        Index {
+            packs: self.packs,
+            data: self.data,
+            tree: self.tree,
+            files: Vec::new(),
+        }
+    }
+}
+
+pub fn load_index_file(repo: &Repository, id: &Id) -> Result<IndexFile> {
+    let raw = repo.load_file(FileKind::Index, FileType::Index, id)?;
+    IndexFile::decode(&raw).map_err(|e| Error::corrupt("index", id, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::BlobEntry;
+
+    #[test]
+    fn entry_is_48_bytes() {
+        assert_eq!(Index::ENTRY_BYTES, 48);
+    }
+
+    #[test]
+    fn lookup_and_duplicates() {
+        let e = |i: u8, ty| BlobEntry {
+            ty,
+            id: Id([i; 32]),
+            offset: i as u32,
+            length: 10,
+            raw_len: 5,
+        };
+        let f = IndexFile {
+            supersedes: vec![],
+            packs: vec![
+                IndexPack {
+                    id: Id([100; 32]),
+                    blobs: vec![e(1, BlobType::Data), e(2, BlobType::Tree)],
+                },
+                IndexPack {
+                    id: Id([101; 32]),
+                    blobs: vec![e(1, BlobType::Data), e(3, BlobType::Data)],
+                },
+            ],
+        };
+        let idx = Index::from_files([&f].into_iter());
+        assert_eq!(idx.len(BlobType::Data), 2);
+        assert_eq!(idx.get(BlobType::Data, &Id([1; 32])).unwrap().pack, Id([100; 32]));
+        assert_eq!(idx.get(BlobType::Data, &Id([3; 32])).unwrap().pack, Id([101; 32]));
+        assert!(idx.get(BlobType::Data, &Id([2; 32])).is_none());
+        assert!(idx.contains(BlobType::Tree, &Id([2; 32])));
+    }
+}

@@ -1,0 +1,50 @@
+//! cista: a content-addressed, deduplicating, encrypted backup engine.
+//!
+//! Data flows one way. Backup: source walk → [`chunker`] → [`archiver`] (dedup against the
+//! [`index`]) → [`pack`] → [`backend`]. Restore: snapshot → [`tree`] → [`index`] → [`pack`] reader
+//! → [`restorer`] → destination. Lower modules never use higher ones; the backend never sees
+//! keys or plaintext. `docs/format.md` describes every stored byte.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cista::{archiver, backend::LocalBackend, index::Index, restorer, Repository};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let src = dir.path().join("src");
+//! std::fs::create_dir(&src).unwrap();
+//! std::fs::write(src.join("hello.txt"), b"hello, world").unwrap();
+//!
+//! let be = Arc::new(LocalBackend::new(dir.path().join("repo")));
+//! let repo = Repository::init(be, b"secret", Default::default()).unwrap();
+//! let index = Index::load(&repo).unwrap();
+//! let opts = archiver::BackupOptions::default();
+//! let res = archiver::backup(&repo, &index, archiver::Source::Paths(vec![src.clone()]), &opts, None).unwrap();
+//!
+//! let index = Index::load(&repo).unwrap();
+//! let target = dir.path().join("restore");
+//! let ropts = restorer::RestoreOptions { target: target.clone(), ..Default::default() };
+//! let sum = restorer::restore(&repo, &index, &res.snapshot, "", &ropts).unwrap();
+//! assert!(sum.errors.is_empty());
+//! let restored = target.join(src.strip_prefix("/").unwrap()).join("hello.txt");
+//! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
+//! ```
+
+pub mod error;
+pub mod id;
+pub mod crypto;
+pub mod compress;
+pub mod format;
+pub mod chunker;
+pub mod backend;
+pub mod repository;
+pub mod index;
+pub mod pack;
+pub mod tree;
+pub mod lock;
+pub mod archiver;
+pub mod restorer;
+pub mod checker;
+
+pub use error::{Error, Result};
+pub use id::Id;
+pub use repository::{InitOptions, Repository, SnapshotFilter};

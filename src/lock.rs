@@ -1,0 +1,218 @@
+//! Repository locks.
+//!
+//! A lock is a sealed file under `locks/`. Backup, restore and check take a shared lock;
+//! commands that delete take an exclusive one. A holder refreshes its lock every five minutes by
+//! writing a new lock file and deleting the old one; a lock not refreshed for thirty minutes,
+//! or whose process is gone on this host, is stale and ignored. A holder that could not refresh
+//! in time must assume others treated it as stale and stops before it writes a snapshot or
+//! deletes anything (`LockGuard::check`).
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::{FileKind, LockInfo};
+use crate::id::Id;
+use crate::repository::{hostname, now_string, username, Repository};
+
+/// A lock not refreshed for this long is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How often a held lock is refreshed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+struct Shared {
+    current: Id,
+    last_refresh: Instant,
+    error: Option<String>,
+    stop: bool,
+}
+
+/// A held lock; dropping it removes the lock file.
+pub struct LockGuard {
+    repo: Repository,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn write_lock(repo: &Repository, exclusive: bool) -> Result<Id> {
+    let info = LockInfo {
+        time: now_string(),
+        exclusive,
+        hostname: hostname(),
+        username: username(),
+        pid: std::process::id(),
+    };
+    repo.save_file(FileKind::Lock, FileType::Lock, &info.encode())
+}
+
+/// Reads one lock file.
+pub fn load_lock(repo: &Repository, id: &Id) -> Result<LockInfo> {
+    let raw = repo.load_file(FileKind::Lock, FileType::Lock, id)?;
+    LockInfo::decode(&raw).map_err(|e| Error::corrupt("lock", id, e))
+}
+
+/// True when a lock's owner can no longer be holding it.
+pub fn is_stale(info: &LockInfo) -> bool {
+    let age = info
+        .time
+        .parse::<jiff::Timestamp>()
+        .map(|t| jiff::Timestamp::now().duration_since(t))
+        .unwrap_or(jiff::SignedDuration::MAX);
+    if age > jiff::SignedDuration::try_from(STALE_AFTER).unwrap() {
+        return true;
+    }
+    if info.hostname == hostname() && info.pid != 0 {
+        let pid = nix::unistd::Pid::from_raw(info.pid as i32);
+        if let Err(nix::errno::Errno::ESRCH) = nix::sys::signal::kill(pid, None) {
+            return true;
+        }
+    }
+    false
+}
+
+fn describe(id: &Id, l: &LockInfo) -> String {
+    format!(
+        "{} lock {} held by {}@{} (pid {}) since {}",
+        if l.exclusive { "exclusive" } else { "shared" },
+        id.short(),
+        l.username,
+        l.hostname,
+        l.pid,
+        l.time
+    )
+}
+
+impl LockGuard {
+    /// Takes a lock, failing with `Error::Locked` when a live conflicting lock exists.
+    pub fn acquire(repo: &Repository, exclusive: bool) -> Result<LockGuard> {
+        let mine = write_lock(repo, exclusive)?;
+        // Written first, checked second: of two racing processes at least one sees the other.
+        let conflict = (|| -> Result<Option<String>> {
+            for id in repo.list_ids(FileType::Lock)? {
+                if id == mine {
+                    continue;
+                }
+                let Ok(info) = load_lock(repo, &id) else { continue };
+                if (exclusive || info.exclusive) && !is_stale(&info) {
+                    return Ok(Some(describe(&id, &info)));
+                }
+            }
+            Ok(None)
+        })();
+        match conflict {
+            Ok(None) => {}
+            Ok(Some(msg)) => {
+                let _ = repo.backend().remove(FileType::Lock, &mine.to_hex());
+                return Err(Error::Locked(msg));
+            }
+            Err(e) => {
+                let _ = repo.backend().remove(FileType::Lock, &mine.to_hex());
+                return Err(e);
+            }
+        }
+        let shared = Arc::new((
+            Mutex::new(Shared {
+                current: mine,
+                last_refresh: Instant::now(),
+                error: None,
+                stop: false,
+            }),
+            Condvar::new(),
+        ));
+        let (r, s) = (repo.clone(), shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("cista-lock".into())
+            .spawn(move || refresh_loop(r, s, exclusive))
+            .map_err(|e| Error::io("spawn lock refresher", "", e))?;
+        Ok(LockGuard {
+            repo: repo.clone(),
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Fails when the lock may have been taken for stale: a refresh failed, or the last
+    /// successful one is too long ago (the host slept, say).
+    pub fn check(&self) -> Result<()> {
+        let g = self.shared.0.lock().unwrap();
+        if let Some(e) = &g.error {
+            return Err(Error::LockLost(e.clone()));
+        }
+        if g.last_refresh.elapsed() + REFRESH_EVERY >= STALE_AFTER {
+            return Err(Error::LockLost(format!(
+                "lock last refreshed {}s ago; another process may have removed it",
+                g.last_refresh.elapsed().as_secs()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn refresh_loop(repo: Repository, shared: Arc<(Mutex<Shared>, Condvar)>, exclusive: bool) {
+    let (m, cv) = &*shared;
+    let mut g = m.lock().unwrap();
+    loop {
+        let (ng, _) = cv.wait_timeout_while(g, REFRESH_EVERY, |s| !s.stop).unwrap();
+        g = ng;
+        if g.stop {
+            return;
+        }
+        let old = g.current;
+        drop(g);
+        let r = write_lock(&repo, exclusive);
+        g = m.lock().unwrap();
+        match r {
+            Ok(new) => {
+                g.current = new;
+                g.last_refresh = Instant::now();
+                let _ = repo.backend().remove(FileType::Lock, &old.to_hex());
+            }
+            Err(e) => {
+                g.error.get_or_insert_with(|| format!("refreshing the lock failed: {e}"));
+            }
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        {
+            let mut g = self.shared.0.lock().unwrap();
+            g.stop = true;
+            self.shared.1.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let cur = self.shared.0.lock().unwrap().current;
+        let _ = self.repo.backend().remove(FileType::Lock, &cur.to_hex());
+    }
+}
+
+/// Removes stale locks, or all locks with `all`. Returns how many were removed.
+pub fn unlock(repo: &Repository, all: bool) -> Result<usize> {
+    let mut n = 0;
+    for id in repo.list_ids(FileType::Lock)? {
+        let stale = match load_lock(repo, &id) {
+            Ok(info) => is_stale(&info),
+            // A lock nobody can read protects nothing.
+            Err(_) => true,
+        };
+        if all || stale {
+            repo.backend().remove(FileType::Lock, &id.to_hex())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Every lock with its content, for listing.
+pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, Result<LockInfo>)>> {
+    Ok(repo
+        .list_ids(FileType::Lock)?
+        .into_iter()
+        .map(|id| (id, load_lock(repo, &id)))
+        .collect())
+}

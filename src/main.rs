@@ -1,0 +1,776 @@
+//! The `cista` command-line tool: a thin layer over the library. Parses arguments, gets the
+//! password, prints results, and maps errors to exit codes:
+//! 0 ok; 1 fatal; 3 snapshot saved but some source files could not be read;
+//! 10 repository does not exist; 11 repository locked; 12 wrong password.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use cista::archiver::{self, BackupOptions, Source};
+use cista::backend::{Backend, FileType, LocalBackend};
+use cista::checker::{self, CheckOptions, Subset};
+use cista::format::{BlobType, FileKind, IndexFile, Node, NodeKind, Snapshot, Tree};
+use cista::index::Index;
+use cista::lock::{self, LockGuard};
+use cista::restorer::{self, RestoreOptions};
+use cista::tree::{find_node, load_tree};
+use cista::{Error, Id, InitOptions, Repository, SnapshotFilter};
+
+const EXIT_PARTIAL: u8 = 3;
+const EXIT_NO_REPO: u8 = 10;
+const EXIT_LOCKED: u8 = 11;
+const EXIT_WRONG_PASSWORD: u8 = 12;
+
+#[derive(Parser)]
+#[command(name = "cista", version, about = "Deduplicating, encrypted backups", max_term_width = 100)]
+struct Cli {
+    /// Repository location: a path or file:///path.
+    #[arg(short = 'r', long = "repo", env = "CISTA_REPOSITORY", global = true)]
+    repo: Option<String>,
+    /// Read the password from this file's first line.
+    #[arg(long, env = "CISTA_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password.
+    #[arg(long, env = "CISTA_PASSWORD_COMMAND", global = true)]
+    password_command: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print less.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print more (repeat for even more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Do not lock the repository (for read-only media; unsafe beside a prune).
+    #[arg(long, global = true)]
+    no_lock: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct Filter {
+    /// Only snapshots of this host (repeatable).
+    #[arg(long = "host", short = 'H')]
+    hosts: Vec<String>,
+    /// Only snapshots with these tags (`a,b` needs both; repeat for either).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable).
+    #[arg(long = "path")]
+    paths: Vec<String>,
+}
+
+impl Filter {
+    fn to_lib(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new repository.
+    Init {
+        /// Target pack size in MiB.
+        #[arg(long, default_value_t = 16)]
+        pack_size: u32,
+    },
+    /// Back up files, standard input, or a command's output.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots {
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Restore a snapshot (or SNAPSHOT:SUBPATH) under a target directory.
+    Restore {
+        snapshot: String,
+        /// Directory to restore into.
+        #[arg(long, short = 't')]
+        target: PathBuf,
+        /// Restore only paths matching this pattern (repeatable).
+        #[arg(long, short = 'i')]
+        include: Vec<String>,
+        /// Skip paths matching this pattern (repeatable).
+        #[arg(long, short = 'e')]
+        exclude: Vec<String>,
+        /// Leave all-zero chunks as holes.
+        #[arg(long)]
+        sparse: bool,
+        /// Read every restored file back and check it against the snapshot.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Write one file of a snapshot to standard output.
+    Dump {
+        snapshot: String,
+        path: String,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// List the files of a snapshot.
+    Ls {
+        snapshot: String,
+        /// Only below this path.
+        path: Option<String>,
+        /// Long listing: mode, owner, size, time.
+        #[arg(short, long)]
+        long: bool,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Print a repository object, for debugging.
+    Cat {
+        /// config, key, snapshot, index, tree, blob or pack.
+        kind: String,
+        id: Option<String>,
+    },
+    /// Check the repository's consistency (and with --read-data, every stored byte).
+    Check {
+        /// Read and verify all data.
+        #[arg(long)]
+        read_data: bool,
+        /// Read only a subset of packs: n/m or p%.
+        #[arg(long, value_name = "SUBSET")]
+        read_data_subset: Option<String>,
+    },
+    /// Remove stale locks.
+    Unlock {
+        /// Remove all locks, even live ones.
+        #[arg(long)]
+        remove_all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// Files and directories to back up (with --stdin-from-command: the command and its
+    /// arguments, after `--`).
+    paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable; `a,b` adds both).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Host name to record instead of this machine's.
+    #[arg(long, short = 'H')]
+    host: Option<String>,
+    /// Exclude paths matching this glob (repeatable).
+    #[arg(long, short = 'e')]
+    exclude: Vec<String>,
+    /// Read exclude patterns from this file (repeatable).
+    #[arg(long)]
+    exclude_file: Vec<PathBuf>,
+    /// Do not cross filesystem boundaries.
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
+    /// Snapshot time (RFC 3339) instead of now.
+    #[arg(long)]
+    time: Option<String>,
+    /// Back up standard input.
+    #[arg(long)]
+    stdin: bool,
+    /// Back up a command's standard output.
+    #[arg(long)]
+    stdin_from_command: bool,
+    /// File name for --stdin / --stdin-from-command.
+    #[arg(long, default_value = "stdin")]
+    stdin_filename: String,
+    /// Parent snapshot to compare against (default: latest of the same host and paths).
+    #[arg(long)]
+    parent: Option<String>,
+    /// Read every file, ignoring the parent snapshot.
+    #[arg(long)]
+    force: bool,
+    /// Ignore inode numbers when comparing with the parent.
+    #[arg(long)]
+    ignore_inode: bool,
+    /// Ignore ctime when comparing with the parent.
+    #[arg(long)]
+    ignore_ctime: bool,
+    /// Do not write anything; show what would be stored.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = match e.downcast_ref::<Error>() {
+                Some(Error::RepoNotFound(_)) => EXIT_NO_REPO,
+                Some(Error::Locked(_)) => EXIT_LOCKED,
+                Some(Error::WrongPassword) => EXIT_WRONG_PASSWORD,
+                _ => 1,
+            };
+            eprintln!("cista: error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
+    let loc = cli
+        .repo
+        .as_deref()
+        .ok_or_else(|| anyhow!("no repository given: use -r/--repo or set CISTA_REPOSITORY"))?;
+    let path = loc.strip_prefix("file://").unwrap_or(loc);
+    if let Some((scheme, _)) = path.split_once("://") {
+        bail!("repository scheme {scheme}:// is not supported by this build (local paths and file:// are)");
+    }
+    if path.is_empty() {
+        bail!("empty repository path");
+    }
+    Ok(Arc::new(LocalBackend::new(path)))
+}
+
+fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
+    let strip = |mut s: Vec<u8>| {
+        if let Some(i) = s.iter().position(|&b| b == b'\n') {
+            s.truncate(i);
+        }
+        if s.last() == Some(&b'\r') {
+            s.pop();
+        }
+        s
+    };
+    if let Some(p) = std::env::var_os("CISTA_PASSWORD") {
+        use std::os::unix::ffi::OsStringExt;
+        return Ok(p.into_vec());
+    }
+    if let Some(f) = &cli.password_file {
+        let b = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+        return Ok(strip(b));
+    }
+    if let Some(c) = &cli.password_command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(c)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running password command {c:?}"))?;
+        if !out.status.success() {
+            bail!("password command {c:?} failed ({})", out.status);
+        }
+        return Ok(strip(out.stdout));
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password("enter password for repository: ")?;
+        if confirm {
+            let q = rpassword::prompt_password("enter password again: ")?;
+            if p != q {
+                bail!("passwords do not match");
+            }
+        }
+        return Ok(p.into_bytes());
+    }
+    bail!("no password given: set CISTA_PASSWORD, CISTA_PASSWORD_FILE, --password-file or --password-command")
+}
+
+fn open(cli: &Cli) -> Result<Repository> {
+    let be = backend(cli)?;
+    let pw = password(cli, false)?;
+    Ok(Repository::open(be, &pw)?)
+}
+
+fn lock(cli: &Cli, repo: &Repository, exclusive: bool) -> Result<Option<LockGuard>> {
+    if cli.no_lock {
+        return Ok(None);
+    }
+    Ok(Some(LockGuard::acquire(repo, exclusive)?))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<u8> {
+    match &cli.cmd {
+        Cmd::Init { pack_size } => {
+            let be = backend(cli)?;
+            let pw = password(cli, true)?;
+            let opts = InitOptions {
+                pack_size: pack_size
+                    .checked_mul(1 << 20)
+                    .ok_or_else(|| anyhow!("pack size {pack_size} MiB is too large"))?,
+                ..Default::default()
+            };
+            let repo = Repository::init(be.clone(), &pw, opts)?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "message_type": "initialized",
+                    "id": repo.config().id,
+                    "repository": be.location(),
+                }))?;
+            } else if !cli.quiet {
+                println!("created cista repository {} at {}", repo.config().id.short(), be.location());
+                println!("Keep the password safe: without it the data cannot be recovered.");
+            }
+            Ok(0)
+        }
+        Cmd::Backup(a) => backup(cli, a),
+        Cmd::Snapshots { filter } => {
+            let repo = open(cli)?;
+            let f = filter.to_lib();
+            let snaps: Vec<(Id, Snapshot)> = repo.snapshots()?.into_iter().filter(|(_, s)| f.matches(s)).collect();
+            if cli.json {
+                let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+                print_json(&v)?;
+            } else {
+                println!("{:<10} {:<26} {:<16} {:<16} Paths", "ID", "Time", "Host", "Tags");
+                println!("{}", "-".repeat(90));
+                for (id, s) in &snaps {
+                    println!(
+                        "{:<10} {:<26} {:<16} {:<16} {}",
+                        id.short(),
+                        short_time(&s.time),
+                        s.hostname,
+                        s.tags.join(","),
+                        s.paths.join(" ")
+                    );
+                }
+                println!("{}", "-".repeat(90));
+                println!("{} snapshots", snaps.len());
+            }
+            Ok(0)
+        }
+        Cmd::Restore { snapshot, target, include, exclude, sparse, verify, filter } => {
+            let repo = open(cli)?;
+            let _l = lock(cli, &repo, false)?;
+            let (spec, sub) = snapshot.split_once(':').unwrap_or((snapshot, ""));
+            let (id, snap) = repo.resolve_snapshot(spec, &filter.to_lib())?;
+            let index = Index::load(&repo)?;
+            let opts = RestoreOptions {
+                target: target.clone(),
+                includes: include.clone(),
+                excludes: exclude.clone(),
+                sparse: *sparse,
+                verify: *verify,
+                owner: None,
+            };
+            if !cli.quiet && !cli.json {
+                eprintln!("restoring snapshot {} of {} to {}", id.short(), short_time(&snap.time), target.display());
+            }
+            let sum = restorer::restore(&repo, &index, &snap, sub, &opts)?;
+            for e in &sum.errors {
+                eprintln!("error: {e}");
+            }
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "message_type": "summary",
+                    "snapshot_id": id,
+                    "files_restored": sum.files,
+                    "dirs_restored": sum.dirs,
+                    "special_restored": sum.others,
+                    "bytes_restored": sum.bytes,
+                    "files_verified": sum.verified_files,
+                    "errors": sum.errors,
+                }))?;
+            } else if !cli.quiet {
+                println!(
+                    "restored {} files, {} directories, {} other entries, {}{}",
+                    sum.files,
+                    sum.dirs,
+                    sum.others,
+                    bytes(sum.bytes),
+                    if *verify { format!("; verified {} files", sum.verified_files) } else { String::new() }
+                );
+            }
+            if !sum.errors.is_empty() {
+                bail!("{} paths could not be restored", sum.errors.len());
+            }
+            Ok(0)
+        }
+        Cmd::Dump { snapshot, path, filter } => {
+            let repo = open(cli)?;
+            let _l = lock(cli, &repo, false)?;
+            let (_, snap) = repo.resolve_snapshot(snapshot, &filter.to_lib())?;
+            let index = Index::load(&repo)?;
+            let node = find_node(&repo, &index, &snap.tree, path)?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            restorer::dump(&repo, &index, &node, &mut out)?;
+            Ok(0)
+        }
+        Cmd::Ls { snapshot, path, long, filter } => {
+            let repo = open(cli)?;
+            let (id, snap) = repo.resolve_snapshot(snapshot, &filter.to_lib())?;
+            let index = Index::load(&repo)?;
+            let base = path.clone().unwrap_or_default();
+            let node = find_node(&repo, &index, &snap.tree, &base)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if cli.json {
+                serde_json::to_writer(&mut out, &snapshot_json(&id, &snap))?;
+                writeln!(out)?;
+            }
+            let base = format!("/{}", base.trim_matches('/'));
+            let base = if base == "/" { String::new() } else { base };
+            let mut lister = Lister { repo: &repo, index: &index, json: cli.json, long: *long, out: &mut out };
+            if node.kind == NodeKind::Dir && node.name != b"/" {
+                lister.print(&base, &node)?;
+            }
+            match node.kind {
+                NodeKind::Dir => lister.walk(&node.subtree.expect("dir"), &base)?,
+                _ => lister.print(&base, &node)?,
+            }
+            out.flush()?;
+            Ok(0)
+        }
+        Cmd::Cat { kind, id } => cat(cli, kind, id.as_deref()),
+        Cmd::Check { read_data, read_data_subset } => {
+            let repo = open(cli)?;
+            let _l = lock(cli, &repo, false)?;
+            let subset = match (read_data, read_data_subset) {
+                (_, Some(s)) => Some(s.parse::<Subset>()?),
+                (true, None) => Some(Subset::All),
+                (false, None) => None,
+            };
+            let rep = checker::check(&repo, &CheckOptions { read_data: subset })?;
+            for n in &rep.notes {
+                if cli.verbose > 0 || !cli.quiet {
+                    eprintln!("note: {n}");
+                }
+            }
+            for e in &rep.errors {
+                eprintln!("error: {e}");
+            }
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "message_type": "summary",
+                    "ok": rep.ok(),
+                    "errors": rep.errors,
+                    "notes": rep.notes,
+                    "snapshots": rep.snapshots,
+                    "trees": rep.trees,
+                    "packs": rep.packs,
+                    "packs_read": rep.packs_read,
+                    "blobs_read": rep.blobs_read,
+                    "bytes_read": rep.bytes_read,
+                }))?;
+            } else if !cli.quiet {
+                println!(
+                    "checked {} snapshots, {} trees, {} packs{}",
+                    rep.snapshots,
+                    rep.trees,
+                    rep.packs,
+                    if subset.is_some() {
+                        format!("; read {} packs, {} blobs, {}", rep.packs_read, rep.blobs_read, bytes(rep.bytes_read))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if !rep.ok() {
+                bail!("repository has {} errors", rep.errors.len());
+            }
+            if !cli.quiet && !cli.json {
+                println!("no errors were found");
+            }
+            Ok(0)
+        }
+        Cmd::Unlock { remove_all } => {
+            let repo = open(cli)?;
+            let n = lock::unlock(&repo, *remove_all)?;
+            if !cli.quiet {
+                println!("removed {n} locks");
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn backup(cli: &Cli, a: &BackupArgs) -> Result<u8> {
+    let source = if a.stdin_from_command {
+        if a.paths.is_empty() {
+            bail!("--stdin-from-command needs a command after --");
+        }
+        Source::Command {
+            name: a.stdin_filename.clone(),
+            argv: a.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+        }
+    } else if a.stdin {
+        if !a.paths.is_empty() {
+            bail!("--stdin takes no paths");
+        }
+        Source::Reader {
+            name: a.stdin_filename.clone(),
+            reader: Box::new(std::io::stdin()),
+        }
+    } else {
+        if a.paths.is_empty() {
+            bail!("nothing to back up: give paths, --stdin or --stdin-from-command");
+        }
+        Source::Paths(a.paths.clone())
+    };
+    let repo = open(cli)?;
+    let l = lock(cli, &repo, false)?;
+    let index = Index::load(&repo)?;
+    let tags = a
+        .tag
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    let opts = BackupOptions {
+        tags,
+        host: a.host.clone(),
+        excludes: a.exclude.clone(),
+        exclude_files: a.exclude_file.clone(),
+        one_file_system: a.one_file_system,
+        time: a.time.clone(),
+        parent: a.parent.clone(),
+        force: a.force,
+        ignore_inode: a.ignore_inode,
+        ignore_ctime: a.ignore_ctime,
+        dry_run: a.dry_run,
+    };
+    let res = archiver::backup(&repo, &index, source, &opts, l.as_ref())?;
+    for w in &res.warnings {
+        eprintln!("error: {w}");
+    }
+    let s = &res.summary;
+    if cli.json {
+        print_json(&serde_json::json!({
+            "message_type": "summary",
+            "files_new": s.files_new,
+            "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified,
+            "dirs_new": s.dirs_new,
+            "dirs_changed": s.dirs_changed,
+            "dirs_unmodified": s.dirs_unmodified,
+            "data_blobs": s.data_blobs,
+            "tree_blobs": s.tree_blobs,
+            "data_added": s.data_added,
+            "data_added_packed": s.data_added_packed,
+            "total_files_processed": s.total_files_processed,
+            "total_bytes_processed": s.total_bytes_processed,
+            "total_duration": s.duration_secs,
+            "snapshot_id": res.snapshot_id,
+            "parent": res.snapshot.parent,
+            "errors": res.warnings.len(),
+            "dry_run": a.dry_run,
+        }))?;
+    } else if !cli.quiet {
+        println!(
+            "Files: {} new, {} changed, {} unmodified",
+            s.files_new, s.files_changed, s.files_unmodified
+        );
+        println!(
+            "Dirs:  {} new, {} changed, {} unmodified",
+            s.dirs_new, s.dirs_changed, s.dirs_unmodified
+        );
+        println!(
+            "Added to the repository: {} ({} stored)",
+            bytes(s.data_added),
+            bytes(s.data_added_packed)
+        );
+        println!(
+            "processed {} files, {} in {:.2}s",
+            s.total_files_processed,
+            bytes(s.total_bytes_processed),
+            s.duration_secs
+        );
+        match res.snapshot_id {
+            Some(id) => println!("snapshot {} saved", id.short()),
+            None => println!("dry run: no snapshot saved"),
+        }
+    }
+    if !res.warnings.is_empty() {
+        eprintln!(
+            "warning: {} source files could not be read; the snapshot is incomplete",
+            res.warnings.len()
+        );
+        return Ok(EXIT_PARTIAL);
+    }
+    Ok(0)
+}
+
+fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).expect("snapshot serializes");
+    let o = v.as_object_mut().expect("object");
+    o.insert("id".into(), id.to_hex().into());
+    o.insert("short_id".into(), id.short().into());
+    v
+}
+
+fn short_time(t: &str) -> String {
+    t.parse::<jiff::Timestamp>()
+        .map(|ts| ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut f = n as f64;
+    let mut i = 0;
+    while f >= 1024.0 && i < U.len() - 1 {
+        f /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{f:.3} {}", U[i])
+    }
+}
+
+struct Lister<'a, W: Write> {
+    repo: &'a Repository,
+    index: &'a Index,
+    json: bool,
+    long: bool,
+    out: &'a mut W,
+}
+
+impl<W: Write> Lister<'_, W> {
+    fn walk(&mut self, tree: &Id, dir: &str) -> Result<()> {
+        let t = load_tree(self.repo, self.index, tree)?;
+        for n in &t.nodes {
+            let p = format!("{dir}/{}", n.name_lossy());
+            self.print(&p, n)?;
+            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
+                self.walk(&sub, &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn print(&mut self, path: &str, n: &Node) -> Result<()> {
+        if self.json {
+            let v = serde_json::json!({
+                "struct_type": "node",
+                "name": n.name_lossy(),
+                "type": n.kind.name(),
+                "path": path,
+                "uid": n.uid,
+                "gid": n.gid,
+                "user": n.user,
+                "group": n.group,
+                "size": n.size,
+                "mode": n.mode,
+                "mtime": ns_time(n.mtime_ns),
+                "inode": n.inode,
+                "links": n.links,
+                "link_target": String::from_utf8_lossy(&n.link_target),
+                "digest": n.digest,
+            });
+            serde_json::to_writer(&mut *self.out, &v)?;
+            writeln!(self.out)?;
+        } else if self.long {
+            let k = match n.kind {
+                NodeKind::Dir => 'd',
+                NodeKind::Symlink => 'l',
+                NodeKind::Fifo => 'p',
+                NodeKind::Socket => 's',
+                NodeKind::CharDevice => 'c',
+                NodeKind::BlockDevice => 'b',
+                NodeKind::File => '-',
+            };
+            let mut mode = String::new();
+            for (i, c) in "rwxrwxrwx".chars().enumerate() {
+                mode.push(if n.mode & (0o400 >> i) != 0 { c } else { '-' });
+            }
+            let target = if n.kind == NodeKind::Symlink {
+                format!(" -> {}", String::from_utf8_lossy(&n.link_target))
+            } else {
+                String::new()
+            };
+            writeln!(
+                self.out,
+                "{k}{mode} {:>8} {:>8} {:>12} {} {path}{target}",
+                if n.user.is_empty() { n.uid.to_string() } else { n.user.clone() },
+                if n.group.is_empty() { n.gid.to_string() } else { n.group.clone() },
+                n.size,
+                short_time(&ns_time(n.mtime_ns)),
+            )?;
+        } else {
+            writeln!(self.out, "{path}")?;
+        }
+        Ok(())
+    }
+}
+
+fn ns_time(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(ns as i128)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn cat(cli: &Cli, kind: &str, id: Option<&str>) -> Result<u8> {
+    let repo = open(cli)?;
+    let need = || id.ok_or_else(|| anyhow!("cat {kind} needs an id"));
+    let mut out = std::io::stdout().lock();
+    match kind {
+        "config" => {
+            serde_json::to_writer_pretty(&mut out, repo.config())?;
+        }
+        "key" => {
+            let id = repo.find_id(FileType::Key, need()?)?;
+            out.write_all(&repo.backend().read(FileType::Key, &id.to_hex())?)?;
+            return Ok(0);
+        }
+        "snapshot" => {
+            let (id, s) = repo.resolve_snapshot(need()?, &SnapshotFilter::default())?;
+            serde_json::to_writer_pretty(&mut out, &snapshot_json(&id, &s))?;
+        }
+        "index" => {
+            let id = repo.find_id(FileType::Index, need()?)?;
+            let raw = repo.load_file(FileKind::Index, FileType::Index, &id)?;
+            let f = IndexFile::decode(&raw).map_err(|e| anyhow!("index {id}: {e}"))?;
+            let v = serde_json::json!({
+                "supersedes": f.supersedes,
+                "packs": f.packs.iter().map(|p| serde_json::json!({
+                    "id": p.id,
+                    "blobs": p.blobs.iter().map(|b| serde_json::json!({
+                        "type": b.ty.name(), "id": b.id, "offset": b.offset,
+                        "length": b.length, "uncompressed_length": b.raw_len,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+            serde_json::to_writer_pretty(&mut out, &v)?;
+        }
+        "tree" => {
+            let id: Id = need()?.parse()?;
+            let index = Index::load(&repo)?;
+            let t: Tree = load_tree(&repo, &index, &id)?;
+            serde_json::to_writer_pretty(&mut out, &t)?;
+        }
+        "blob" => {
+            let id: Id = need()?.parse()?;
+            let index = Index::load(&repo)?;
+            let ty = if index.contains(BlobType::Data, &id) { BlobType::Data } else { BlobType::Tree };
+            out.write_all(&cista::pack::read_blob(&repo, &index, ty, &id)?)?;
+            return Ok(0);
+        }
+        "pack" => {
+            let id = repo.find_id(FileType::Pack, need()?)?;
+            let bytes = repo.backend().read(FileType::Pack, &id.to_hex())?;
+            let entries = cista::pack::parse_pack(&repo, &id, &bytes)?;
+            let v: Vec<_> = entries
+                .iter()
+                .map(|b| serde_json::json!({
+                    "type": b.ty.name(), "id": b.id, "offset": b.offset,
+                    "length": b.length, "uncompressed_length": b.raw_len,
+                }))
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &v)?;
+        }
+        other => bail!("cannot cat {other:?}: use config, key, snapshot, index, tree, blob or pack"),
+    }
+    writeln!(out)?;
+    Ok(0)
+}

@@ -1,0 +1,124 @@
+//! Packs: sealed blobs, then a sealed header naming them, then the header's length.
+//! The packer fills one pack per blob type; the reader fetches single blobs by range.
+
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::{self, BlobEntry, BlobType, PACK_TRAILER_LEN};
+use crate::id::{BlobId, Id, PackId};
+use crate::index::{BlobLocation, Index};
+use crate::repository::Repository;
+
+/// A pack being filled.
+#[derive(Debug)]
+pub struct PackWriter {
+    buf: Vec<u8>,
+    entries: Vec<BlobEntry>,
+}
+
+/// A finished pack, ready to store.
+pub struct FinishedPack {
+    pub id: PackId,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<BlobEntry>,
+}
+
+impl PackWriter {
+    pub fn new(capacity: usize) -> PackWriter {
+        PackWriter {
+            buf: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends a sealed blob.
+    pub fn add(&mut self, ty: BlobType, id: BlobId, sealed: &[u8], raw_len: u32) {
+        self.entries.push(BlobEntry {
+            ty,
+            id,
+            offset: self.buf.len() as u32,
+            length: sealed.len() as u32,
+            raw_len,
+        });
+        self.buf.extend_from_slice(sealed);
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Seals the header and appends it and its length; the pack id is the BLAKE3 of the bytes.
+    pub fn finish(mut self, repo: &Repository) -> FinishedPack {
+        let header = format::seal_pack_header(repo.keys(), &self.entries);
+        self.buf.extend_from_slice(&header);
+        self.buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        FinishedPack {
+            id: Id::of_bytes(&self.buf),
+            bytes: self.buf,
+            entries: self.entries,
+        }
+    }
+}
+
+/// Parses a whole pack read from storage: checks its storage hash and opens its header.
+pub fn parse_pack(repo: &Repository, id: &PackId, bytes: &[u8]) -> Result<Vec<BlobEntry>> {
+    if Id::of_bytes(bytes) != *id {
+        return Err(Error::corrupt("pack", id, "stored bytes do not hash to the pack name"));
+    }
+    let (blobs, header) = format::split_pack(bytes).map_err(|e| Error::corrupt("pack", id, e))?;
+    format::open_pack_header(repo.keys(), header, blobs.len() as u64)
+        .map_err(|e| Error::corrupt("pack", id, format!("header: {e}")))
+}
+
+/// Reads only a pack's header, by range, given the pack's size.
+pub fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<BlobEntry>> {
+    let name = id.to_hex();
+    let corrupt = |r: String| Error::corrupt("pack", id, r);
+    if size < PACK_TRAILER_LEN as u64 {
+        return Err(corrupt("shorter than its trailer".into()));
+    }
+    let be = repo.backend();
+    let t = be.read_range(FileType::Pack, &name, size - PACK_TRAILER_LEN as u64, PACK_TRAILER_LEN as u64)?;
+    let hlen = u32::from_le_bytes(t[..4].try_into().unwrap()) as u64;
+    if hlen + PACK_TRAILER_LEN as u64 > size {
+        return Err(corrupt(format!("header length {hlen} exceeds the pack")));
+    }
+    let blobs_len = size - PACK_TRAILER_LEN as u64 - hlen;
+    let h = be.read_range(FileType::Pack, &name, blobs_len, hlen)?;
+    format::open_pack_header(repo.keys(), &h, blobs_len).map_err(|e| corrupt(format!("header: {e}")))
+}
+
+/// Opens one sealed blob and checks its id.
+pub fn open_blob(repo: &Repository, ty: BlobType, id: &BlobId, pack: &PackId, sealed: &[u8]) -> Result<Vec<u8>> {
+    format::open_blob(repo.keys(), ty, id, sealed).map_err(|e| {
+        Error::corrupt(
+            if ty == BlobType::Tree { "tree blob" } else { "data blob" },
+            id,
+            format!("in pack {pack}: {e}"),
+        )
+    })
+}
+
+/// Reads, opens and verifies one blob at a known location.
+pub fn read_blob_at(repo: &Repository, ty: BlobType, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
+    let sealed = repo
+        .backend()
+        .read_range(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.length as u64)?;
+    let raw = open_blob(repo, ty, id, &loc.pack, &sealed)?;
+    if raw.len() != loc.raw_len as usize {
+        return Err(Error::corrupt("blob", id, "length differs from the index"));
+    }
+    Ok(raw)
+}
+
+/// Reads a blob through the index.
+pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+    let loc = index.get(ty, id).ok_or_else(|| Error::NotFound {
+        what: if ty == BlobType::Tree { "tree blob" } else { "data blob" },
+        id: id.to_hex(),
+    })?;
+    read_blob_at(repo, ty, id, &loc)
+}

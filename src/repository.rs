@@ -1,0 +1,332 @@
+//! A backend opened with a key: the config, typed sealed files, snapshots.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::backend::{write_content_addressed, Backend, FileType};
+use crate::chunker::Chunker;
+use crate::crypto::{KdfParams, KeyFile, Keys};
+use crate::error::{Error, Result};
+use crate::format::{self, ChunkerParams, Config, DecodeError, FileKind, Snapshot, FORMAT_VERSION};
+use crate::id::{Id, SnapshotId};
+
+/// Settings chosen at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// An open repository.
+#[derive(Clone)]
+pub struct Repository {
+    be: Arc<dyn Backend>,
+    keys: Keys,
+    config: Config,
+    chunker: Arc<Chunker>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.be.location())
+    }
+}
+
+fn decode_err(what: &'static str, id: impl ToString, e: DecodeError) -> Error {
+    match e {
+        DecodeError::Version(v) => Error::UnsupportedVersion {
+            found: v,
+            supported: FORMAT_VERSION,
+        },
+        DecodeError::Bad(reason) => Error::corrupt(what, id, reason),
+    }
+}
+
+/// Host name of this machine.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// User name of this process.
+pub fn username() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default()
+}
+
+/// The current time as stored in snapshots and locks.
+pub fn now_string() -> String {
+    format_time(jiff::Zoned::now())
+}
+
+pub fn format_time(z: jiff::Zoned) -> String {
+    z.strftime("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string()
+}
+
+impl Repository {
+    /// Creates a repository; refuses when a `config` already exists.
+    pub fn init(be: Arc<dyn Backend>, password: &[u8], opts: InitOptions) -> Result<Repository> {
+        let config = Config::new(opts.chunker, opts.pack_size);
+        config.validate().map_err(Error::Invalid)?;
+        opts.kdf.check()?;
+        match be.read(FileType::Config, "config") {
+            Ok(_) => return Err(Error::RepoExists(be.location())),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        be.create()?;
+        let keys = Keys::generate();
+        let repo = Repository::assemble(be, keys, config);
+        repo.add_key(password, opts.kdf)?;
+        let sealed = format::seal_file(&repo.keys, FileKind::Config, &repo.config.encode());
+        match repo.be.write(FileType::Config, "config", &sealed) {
+            Err(Error::Backend { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                Err(Error::RepoExists(repo.be.location()))
+            }
+            r => r.map(|_| repo),
+        }
+    }
+
+    fn assemble(be: Arc<dyn Backend>, keys: Keys, config: Config) -> Repository {
+        let chunker = Arc::new(Chunker::new(config.chunker, keys.chunker_key()));
+        Repository {
+            be,
+            keys,
+            config,
+            chunker,
+        }
+    }
+
+    /// Opens a repository with a password.
+    pub fn open(be: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let raw = match be.read(FileType::Config, "config") {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Err(Error::RepoNotFound(be.location())),
+            Err(e) => return Err(e),
+        };
+        match format::peek_version(FileKind::Config, &raw) {
+            Ok(FORMAT_VERSION) => {}
+            Ok(v) => {
+                return Err(Error::UnsupportedVersion {
+                    found: v,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(e) => return Err(decode_err("config", "config", e)),
+        }
+        let keys = Self::unlock(&be, password)?;
+        let plain = format::open_file(&keys, FileKind::Config, &raw)
+            .map_err(|e| decode_err("config", "config", e))?;
+        let config = Config::decode(&plain).map_err(|e| decode_err("config", "config", e))?;
+        Ok(Repository::assemble(be, keys, config))
+    }
+
+    fn unlock(be: &Arc<dyn Backend>, password: &[u8]) -> Result<Keys> {
+        let names = be.list(FileType::Key)?;
+        if names.is_empty() {
+            return Err(Error::corrupt("repository", be.location(), "it has no key files"));
+        }
+        let mut damaged = Vec::new();
+        for (name, _) in names {
+            let kf = match load_key_file(&**be, &name) {
+                Ok(k) => k,
+                Err(e) => {
+                    damaged.push(e);
+                    continue;
+                }
+            };
+            if let Some(keys) = kf.open(password)? {
+                return Ok(keys);
+            }
+        }
+        match damaged.into_iter().next() {
+            // Every readable key file refused the password, but one could not be read: the
+            // right one may be the damaged one, so say so rather than "wrong password".
+            Some(e) => Err(e),
+            None => Err(Error::WrongPassword),
+        }
+    }
+
+    /// Adds a key file wrapping this repository's master key under `password`.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
+        let kf = KeyFile::create(&self.keys, password, kdf, &hostname(), &username(), &now_string())?;
+        let bytes = kf.encode();
+        let id = Id::of_bytes(&bytes);
+        write_content_addressed(&*self.be, FileType::Key, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.be
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// Seals and stores a file of `kind`; returns its id (the BLAKE3 of the stored bytes).
+    pub fn save_file(&self, kind: FileKind, t: FileType, raw: &[u8]) -> Result<Id> {
+        let sealed = format::seal_file(&self.keys, kind, raw);
+        let id = Id::of_bytes(&sealed);
+        write_content_addressed(&*self.be, t, &id.to_hex(), &sealed)?;
+        Ok(id)
+    }
+
+    /// Reads a stored file, checks its storage hash, and opens it.
+    pub fn load_file(&self, kind: FileKind, t: FileType, id: &Id) -> Result<Vec<u8>> {
+        let bytes = self.be.read(t, &id.to_hex()).map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound {
+                    what: kind.name(),
+                    id: id.to_hex(),
+                }
+            } else {
+                e
+            }
+        })?;
+        if Id::of_bytes(&bytes) != *id {
+            return Err(Error::corrupt(kind.name(), id, "stored bytes do not hash to the file name"));
+        }
+        format::open_file(&self.keys, kind, &bytes).map_err(|e| decode_err(kind.name(), id, e))
+    }
+
+    /// Ids of all stored objects of a type.
+    pub fn list_ids(&self, t: FileType) -> Result<Vec<Id>> {
+        Ok(self
+            .be
+            .list(t)?
+            .into_iter()
+            .filter_map(|(n, _)| n.parse().ok())
+            .collect())
+    }
+
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
+        self.save_file(FileKind::Snapshot, FileType::Snapshot, &s.encode())
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let raw = self.load_file(FileKind::Snapshot, FileType::Snapshot, id)?;
+        Snapshot::decode(&raw).map_err(|e| decode_err("snapshot", id, e))
+    }
+
+    /// Every snapshot, oldest first. Fails on the first damaged one.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let ids = self.list_ids(FileType::Snapshot)?;
+        let mut out = ids
+            .par_iter()
+            .map(|id| Ok((*id, self.load_snapshot(id)?)))
+            .collect::<Result<Vec<_>>>()?;
+        sort_snapshots(&mut out);
+        Ok(out)
+    }
+
+    /// Resolves a unique id prefix of a stored object.
+    pub fn find_id(&self, t: FileType, prefix: &str) -> Result<Id> {
+        if let Ok(id) = prefix.parse::<Id>() {
+            return Ok(id);
+        }
+        let p = prefix.to_ascii_lowercase();
+        let matches: Vec<Id> = self
+            .list_ids(t)?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&p))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches[0]),
+            0 => Err(Error::NotFound {
+                what: t.name(),
+                id: prefix.to_string(),
+            }),
+            n => Err(Error::Invalid(format!(
+                "{} prefix {prefix:?} is ambiguous: {n} match",
+                t.name()
+            ))),
+        }
+    }
+
+    /// Resolves `latest`, an id or a unique prefix, honouring `filter` for `latest`.
+    pub fn resolve_snapshot(
+        &self,
+        spec: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            let all = self.snapshots()?;
+            return all
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::NotFound {
+                    what: "snapshot",
+                    id: "latest (matching the filters)".into(),
+                });
+        }
+        let id = self.find_id(FileType::Snapshot, spec)?;
+        Ok((id, self.load_snapshot(&id)?))
+    }
+}
+
+/// Oldest first; ties broken by id so the order is stable.
+pub fn sort_snapshots(v: &mut [(SnapshotId, Snapshot)]) {
+    v.sort_by_cached_key(|(id, s)| (s.timestamp().unwrap_or_default(), *id));
+}
+
+/// Reads a key file and checks its storage hash.
+pub fn load_key_file(be: &dyn Backend, name: &str) -> Result<KeyFile> {
+    let bytes = be.read(FileType::Key, name)?;
+    if Id::of_bytes(&bytes).to_hex() != name {
+        return Err(Error::corrupt("key file", name, "stored bytes do not hash to the file name"));
+    }
+    KeyFile::decode(&bytes).map_err(|e| Error::corrupt("key file", name, e))
+}
+
+/// Which snapshots a command considers: restic's `--host`, `--tag`, `--path`.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotFilter {
+    /// Any of these hosts (empty: any host).
+    pub hosts: Vec<String>,
+    /// Any of these tag lists; a list `a,b` needs both tags.
+    pub tags: Vec<String>,
+    /// Snapshots whose paths include all of these.
+    pub paths: Vec<String>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
+            && (self.tags.is_empty()
+                || self.tags.iter().any(|list| {
+                    list.split(',')
+                        .filter(|t| !t.is_empty())
+                        .all(|t| s.tags.iter().any(|x| x == t))
+                }))
+            && self.paths.iter().all(|p| s.paths.contains(p))
+    }
+}
