@@ -147,13 +147,20 @@ impl Excludes {
                     .map_err(|e| Error::Invalid(format!("exclude pattern {p:?}: {e}")))
             };
             if p.contains('/') {
-                let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
+                let full = if p.starts_with('/') {
+                    p.to_string()
+                } else {
+                    format!("**/{p}")
+                };
                 paths.add(glob(&full)?);
             } else {
                 names.add(glob(p)?);
             }
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::Invalid(format!("exclude patterns: {e}")));
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::Invalid(format!("exclude patterns: {e}")))
+        };
         Ok(Excludes {
             names: build(names)?,
             paths: build(paths)?,
@@ -197,15 +204,46 @@ fn open_source(path: &Path) -> std::io::Result<File> {
         .custom_flags(base | libc::O_NOATIME)
         .open(path)
     {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            fs::OpenOptions::new().read(true).custom_flags(base).open(path)
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(base)
+            .open(path),
         r => r,
     }?;
     if !f.metadata()?.is_file() {
-        return Err(std::io::Error::new(ErrorKind::Other, "no longer a regular file"));
+        return Err(std::io::Error::new(
+            ErrorKind::Other,
+            "no longer a regular file",
+        ));
     }
     Ok(f)
+}
+
+/// Lists a directory's entry names, opened with `O_NOATIME` where allowed so that a backup
+/// does not change the directory's atime (and with it the next backup's tree). A failure part
+/// way returns the names read so far with the error.
+fn list_dir(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, Option<std::io::Error>)> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let base = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let mut dir = match nix::dir::Dir::open(path, base | OFlag::O_NOATIME, Mode::empty()) {
+        Err(nix::errno::Errno::EPERM) => nix::dir::Dir::open(path, base, Mode::empty()),
+        r => r,
+    }
+    .map_err(std::io::Error::from)?;
+    let mut names = Vec::new();
+    for e in dir.iter() {
+        match e {
+            Ok(e) => {
+                let n = e.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(n.to_vec());
+                }
+            }
+            Err(e) => return Ok((names, Some(e.into()))),
+        }
+    }
+    Ok((names, None))
 }
 
 /// Reads until `buf` holds `want` bytes or the reader ends; returns true at end of input.
@@ -268,7 +306,9 @@ impl<'a> Archiver<'a> {
         }
         .fetch_add(1, Relaxed);
         self.c.data_added.fetch_add(data.len() as u64, Relaxed);
-        self.c.data_added_packed.fetch_add(sealed.len() as u64, Relaxed);
+        self.c
+            .data_added_packed
+            .fetch_add(sealed.len() as u64, Relaxed);
         if self.dry_run {
             return Ok(id);
         }
@@ -419,7 +459,11 @@ impl<'a> Archiver<'a> {
         n.mtime_ns = ns(m.mtime(), m.mtime_nsec());
         n.ctime_ns = ns(m.ctime(), m.ctime_nsec());
         n.atime_ns = ns(m.atime(), m.atime_nsec());
-        n.size = if n.kind == NodeKind::File { m.size() } else { 0 };
+        n.size = if n.kind == NodeKind::File {
+            m.size()
+        } else {
+            0
+        };
         n.inode = m.ino();
         n.device = m.dev();
         n.links = m.nlink();
@@ -455,11 +499,19 @@ impl<'a> Archiver<'a> {
             && n.mtime_ns == p.mtime_ns
             && (self.opts.ignore_ctime || n.ctime_ns == p.ctime_ns)
             && (self.opts.ignore_inode || n.inode == p.inode)
-            && p.content.iter().all(|b| self.index.contains(BlobType::Data, b))
+            && p.content
+                .iter()
+                .all(|b| self.index.contains(BlobType::Data, b))
     }
 
     /// Archives one directory entry. `Ok(None)` means skipped (excluded or unreadable).
-    fn entry(&self, path: &Path, name: Vec<u8>, parent: Option<&Node>, dev: u64) -> Result<Option<Node>> {
+    fn entry(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        parent: Option<&Node>,
+        dev: u64,
+    ) -> Result<Option<Node>> {
         if self.excludes.excluded(path, &name) {
             return Ok(None);
         }
@@ -498,7 +550,9 @@ impl<'a> Archiver<'a> {
                     Err(FileErr::Fatal(e)) => return Err(e),
                 }
                 match parent {
-                    Some(p) if p.kind == NodeKind::File && p.content == n.content => &self.c.files_unmodified,
+                    Some(p) if p.kind == NodeKind::File && p.content == n.content => {
+                        &self.c.files_unmodified
+                    }
                     Some(_) => &self.c.files_changed,
                     None => &self.c.files_new,
                 }
@@ -553,19 +607,11 @@ impl<'a> Archiver<'a> {
 
     /// Archives a directory's entries in parallel.
     fn dir(&self, path: &Path, parent: Option<&Tree>, dev: u64) -> Result<Tree> {
-        let mut names: Vec<Vec<u8>> = match fs::read_dir(path) {
-            Ok(rd) => {
-                let mut v = Vec::new();
-                for e in rd {
-                    match e {
-                        Ok(e) => v.push(e.file_name().as_bytes().to_vec()),
-                        Err(e) => {
-                            self.warn(path, "read directory", e);
-                            break;
-                        }
-                    }
-                }
-                v
+        let mut names = match list_dir(path) {
+            Ok((names, None)) => names,
+            Ok((names, Some(e))) => {
+                self.warn(path, "read directory", e);
+                names
             }
             Err(e) => {
                 self.warn(path, "read directory", e);
@@ -696,13 +742,19 @@ pub fn backup(
             if paths.is_empty() {
                 return Err(Error::Invalid("nothing to back up: no paths given".into()));
             }
-            let mut abs = paths.iter().map(|p| normalize(p)).collect::<Result<Vec<_>>>()?;
+            let mut abs = paths
+                .iter()
+                .map(|p| normalize(p))
+                .collect::<Result<Vec<_>>>()?;
             abs.sort();
             abs.dedup();
             for p in &abs {
                 fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
             }
-            let shown: Vec<String> = abs.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            let shown: Vec<String> = abs
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
             let parent = find_parent(repo, opts, &host, &shown)?;
             let parent_tree = match &parent {
                 Some((_, s)) => match load_tree(repo, index, &s.tree) {
@@ -728,9 +780,9 @@ pub fn backup(
             (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
         }
         Source::Command { name, argv } => {
-            let (prog, args) = argv
-                .split_first()
-                .ok_or_else(|| Error::Invalid("no command given for --stdin-from-command".into()))?;
+            let (prog, args) = argv.split_first().ok_or_else(|| {
+                Error::Invalid("no command given for --stdin-from-command".into())
+            })?;
             let mut child = std::process::Command::new(prog)
                 .args(args)
                 .stdin(std::process::Stdio::null())
@@ -847,7 +899,8 @@ fn stream_node(a: &Archiver, name: &str, r: &mut dyn Read) -> Result<Node> {
 /// Parses an RFC 3339 time, keeping its UTC offset, or a civil time (`2026-01-02 03:04:05`) in
 /// the local zone, into the stored form.
 pub fn parse_time(t: &str) -> Result<String> {
-    let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("time {t:?} is not RFC 3339: {e}"));
+    let bad =
+        |e: &dyn std::fmt::Display| Error::Invalid(format!("time {t:?} is not RFC 3339: {e}"));
     if let Ok(ts) = t.parse::<jiff::Timestamp>() {
         let tz = if t.ends_with('Z') || t.ends_with('z') {
             jiff::tz::TimeZone::UTC
@@ -856,13 +909,16 @@ pub fn parse_time(t: &str) -> Result<String> {
             let sign = if tail.starts_with('-') { -1 } else { 1 };
             let h: i32 = tail.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
             let m: i32 = tail.get(4..6).and_then(|x| x.parse().ok()).unwrap_or(0);
-            let off = jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|e| bad(&e))?;
+            let off =
+                jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|e| bad(&e))?;
             jiff::tz::TimeZone::fixed(off)
         };
         return Ok(format_time(ts.to_zoned(tz)));
     }
     let dt: jiff::civil::DateTime = t.replace(' ', "T").parse().map_err(|e| bad(&e))?;
-    let z = dt.to_zoned(jiff::tz::TimeZone::system()).map_err(|e| bad(&e))?;
+    let z = dt
+        .to_zoned(jiff::tz::TimeZone::system())
+        .map_err(|e| bad(&e))?;
     Ok(format_time(z))
 }
 
@@ -873,10 +929,9 @@ fn find_parent(
     paths: &[String],
 ) -> Result<Option<(SnapshotId, Snapshot)>> {
     if let Some(p) = &opts.parent {
-        return repo.resolve_snapshot(p, &SnapshotFilter::default()).map(Some);
-    }
-    if opts.force {
-        return Ok(None);
+        return repo
+            .resolve_snapshot(p, &SnapshotFilter::default())
+            .map(Some);
     }
     let filter = SnapshotFilter {
         hosts: vec![host.to_string()],

@@ -40,7 +40,10 @@ impl std::str::FromStr for Subset {
             return Ok(Subset::Percent(p));
         }
         let (n, m) = s.split_once('/').ok_or_else(bad)?;
-        let (n, m): (u32, u32) = (n.trim().parse().map_err(|_| bad())?, m.trim().parse().map_err(|_| bad())?);
+        let (n, m): (u32, u32) = (
+            n.trim().parse().map_err(|_| bad())?,
+            m.trim().parse().map_err(|_| bad())?,
+        );
         if m == 0 || n == 0 || n > m {
             return Err(bad());
         }
@@ -228,7 +231,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 .collect();
             for (ty, id, loc) in by_pack.get(pack).map(|v| v.as_slice()).unwrap_or(&[]) {
                 if in_header.get(&(*ty, *id)) != Some(&(loc.offset, loc.length)) {
-                    err(format!("pack {pack}: index entry for {} blob {id} does not match the pack header", ty.name()));
+                    err(format!(
+                        "pack {pack}: index entry for {} blob {id} does not match the pack header",
+                        ty.name()
+                    ));
                 }
             }
             let mut n = 0;
@@ -236,7 +242,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
                 match open_blob(repo, e.ty, &e.id, pack, sealed) {
                     Ok(raw) if raw.len() == e.raw_len as usize => n += 1,
-                    Ok(_) => err(format!("pack {pack}: blob {} has a length other than its header says", e.id)),
+                    Ok(_) => err(format!(
+                        "pack {pack}: blob {} has a length other than its header says",
+                        e.id
+                    )),
                     Err(err_) => err(format!("{err_}")),
                 }
             }

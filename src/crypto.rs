@@ -227,7 +227,9 @@ impl KeyFile {
                 master.copy_from_slice(&m);
                 Ok(Some(Keys::from_master(master)))
             }
-            Ok(_) => Err(Error::Invalid("key file holds a master key of the wrong length".into())),
+            Ok(_) => Err(Error::Invalid(
+                "key file holds a master key of the wrong length".into(),
+            )),
             Err(OpenError) => Ok(None),
         }
     }
@@ -296,7 +298,11 @@ mod tests {
 
     #[test]
     fn weak_kdf_refused() {
-        let p = KdfParams { m_kib: 1024, t: 1, p: 1 };
+        let p = KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        };
         assert!(p.check().is_err());
     }
 }

@@ -189,7 +189,13 @@ fn blob_aad(ty: BlobType, id: &BlobId) -> [u8; 33] {
 
 /// Seals a blob: `seal(payload)` with `type ‖ id` as associated data, so a blob cannot be passed
 /// off under another id or type.
-pub fn seal_blob(keys: &Keys, ty: BlobType, id: &BlobId, raw: &[u8], level: Option<i32>) -> Vec<u8> {
+pub fn seal_blob(
+    keys: &Keys,
+    ty: BlobType,
+    id: &BlobId,
+    raw: &[u8],
+    level: Option<i32>,
+) -> Vec<u8> {
     keys.seal(&blob_aad(ty, id), &pack_payload(raw, level))
 }
 
@@ -331,7 +337,8 @@ impl BlobEntry {
     }
 
     fn read(b: &[u8]) -> Result<BlobEntry, DecodeError> {
-        let ty = BlobType::from_u8(b[0]).ok_or_else(|| bad(format!("unknown blob type {}", b[0])))?;
+        let ty =
+            BlobType::from_u8(b[0]).ok_or_else(|| bad(format!("unknown blob type {}", b[0])))?;
         let mut id = [0u8; 32];
         id.copy_from_slice(&b[1..33]);
         let u = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
@@ -425,7 +432,10 @@ pub fn open_pack_header(
     let mut pos = 0u64;
     for e in &entries {
         if e.offset as u64 != pos {
-            return Err(bad(format!("blob {} does not start where the previous ended", e.id)));
+            return Err(bad(format!(
+                "blob {} does not start where the previous ended",
+                e.id
+            )));
         }
         pos += e.length as u64;
     }
@@ -465,7 +475,11 @@ pub struct IndexFile {
 
 impl IndexFile {
     pub fn encode(&self) -> Vec<u8> {
-        let n: usize = self.packs.iter().map(|p| 36 + p.blobs.len() * BLOB_ENTRY_LEN).sum();
+        let n: usize = self
+            .packs
+            .iter()
+            .map(|p| 36 + p.blobs.len() * BLOB_ENTRY_LEN)
+            .sum();
         let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + n);
         out.push(FORMAT_VERSION as u8);
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
@@ -639,7 +653,10 @@ impl Tree {
                 return Err(bad(format!("invalid node name {:?}", n.name_lossy())));
             }
             if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
-                return Err(bad(format!("node {:?}: subtree only on directories", n.name_lossy())));
+                return Err(bad(format!(
+                    "node {:?}: subtree only on directories",
+                    n.name_lossy()
+                )));
             }
         }
         Ok(t)
@@ -739,15 +756,20 @@ mod tests {
     }
 
     fn arb_entry() -> impl Strategy<Value = BlobEntry> {
-        (any::<bool>(), any::<[u8; 32]>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-            |(t, id, offset, length, raw_len)| BlobEntry {
+        (
+            any::<bool>(),
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+        )
+            .prop_map(|(t, id, offset, length, raw_len)| BlobEntry {
                 ty: if t { BlobType::Tree } else { BlobType::Data },
                 id: Id(id),
                 offset,
                 length,
                 raw_len,
-            },
-        )
+            })
     }
 
     fn arb_node() -> impl Strategy<Value = Node> {
@@ -758,7 +780,13 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..20),
             proptest::collection::vec(any::<[u8; 32]>(), 0..4),
             any::<Option<[u8; 32]>>(),
-            proptest::collection::vec((proptest::collection::vec(1u8..255, 1..10), proptest::collection::vec(any::<u8>(), 0..10)), 0..3),
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(1u8..255, 1..10),
+                    proptest::collection::vec(any::<u8>(), 0..10),
+                ),
+                0..3,
+            ),
         )
             .prop_map(|(mut name, k, m, target, content, digest, xattrs)| {
                 for b in name.iter_mut() {
@@ -779,12 +807,17 @@ mod tests {
                     NodeKind::BlockDevice,
                 ];
                 let mut n = Node::new(name, kinds[k]);
-                (n.mode, n.uid, n.gid, n.mtime_ns, n.ctime_ns, n.atime_ns, n.size, n.inode) = m;
+                (
+                    n.mode, n.uid, n.gid, n.mtime_ns, n.ctime_ns, n.atime_ns, n.size, n.inode,
+                ) = m;
                 n.user = "user".into();
                 n.link_target = target;
                 n.content = content.into_iter().map(Id).collect();
                 n.digest = digest.map(Id);
-                n.xattrs = xattrs.into_iter().map(|(name, value)| Xattr { name, value }).collect();
+                n.xattrs = xattrs
+                    .into_iter()
+                    .map(|(name, value)| Xattr { name, value })
+                    .collect();
                 if n.kind == NodeKind::Dir {
                     n.subtree = Some(Id([1; 32]));
                 }
@@ -875,14 +908,20 @@ mod tests {
         assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         let mut bad_c = c.clone();
         bad_c.version = 2;
-        assert_eq!(Config::decode(&bad_c.encode()), Err(DecodeError::Version(2)));
+        assert_eq!(
+            Config::decode(&bad_c.encode()),
+            Err(DecodeError::Version(2))
+        );
     }
 
     #[test]
     fn unknown_file_version_refused() {
         let mut s = seal_file(&keys(), FileKind::Config, b"{}");
         s[5] = 9;
-        assert_eq!(open_file(&keys(), FileKind::Config, &s), Err(DecodeError::Version(9)));
+        assert_eq!(
+            open_file(&keys(), FileKind::Config, &s),
+            Err(DecodeError::Version(9))
+        );
         assert_eq!(peek_version(FileKind::Config, &s), Ok(9));
     }
 }

@@ -213,8 +213,14 @@ mod tests {
         };
         let idx = Index::from_files([&f].into_iter());
         assert_eq!(idx.len(BlobType::Data), 2);
-        assert_eq!(idx.get(BlobType::Data, &Id([1; 32])).unwrap().pack, Id([100; 32]));
-        assert_eq!(idx.get(BlobType::Data, &Id([3; 32])).unwrap().pack, Id([101; 32]));
+        assert_eq!(
+            idx.get(BlobType::Data, &Id([1; 32])).unwrap().pack,
+            Id([100; 32])
+        );
+        assert_eq!(
+            idx.get(BlobType::Data, &Id([3; 32])).unwrap().pack,
+            Id([101; 32])
+        );
         assert!(idx.get(BlobType::Data, &Id([2; 32])).is_none());
         assert!(idx.contains(BlobType::Tree, &Id([2; 32])));
     }

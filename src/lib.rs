@@ -29,21 +29,21 @@
 //! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
 //! ```
 
-pub mod error;
-pub mod id;
-pub mod crypto;
-pub mod compress;
-pub mod format;
-pub mod chunker;
-pub mod backend;
-pub mod repository;
-pub mod index;
-pub mod pack;
-pub mod tree;
-pub mod lock;
 pub mod archiver;
-pub mod restorer;
+pub mod backend;
 pub mod checker;
+pub mod chunker;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod index;
+pub mod lock;
+pub mod pack;
+pub mod repository;
+pub mod restorer;
+pub mod tree;
 
 pub use error::{Error, Result};
 pub use id::Id;

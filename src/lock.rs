@@ -94,7 +94,9 @@ impl LockGuard {
                 if id == mine {
                     continue;
                 }
-                let Ok(info) = load_lock(repo, &id) else { continue };
+                let Ok(info) = load_lock(repo, &id) else {
+                    continue;
+                };
                 if (exclusive || info.exclusive) && !is_stale(&info) {
                     return Ok(Some(describe(&id, &info)));
                 }
@@ -154,7 +156,9 @@ fn refresh_loop(repo: Repository, shared: Arc<(Mutex<Shared>, Condvar)>, exclusi
     let (m, cv) = &*shared;
     let mut g = m.lock().unwrap();
     loop {
-        let (ng, _) = cv.wait_timeout_while(g, REFRESH_EVERY, |s| !s.stop).unwrap();
+        let (ng, _) = cv
+            .wait_timeout_while(g, REFRESH_EVERY, |s| !s.stop)
+            .unwrap();
         g = ng;
         if g.stop {
             return;
@@ -170,7 +174,8 @@ fn refresh_loop(repo: Repository, shared: Arc<(Mutex<Shared>, Condvar)>, exclusi
                 let _ = repo.backend().remove(FileType::Lock, &old.to_hex());
             }
             Err(e) => {
-                g.error.get_or_insert_with(|| format!("refreshing the lock failed: {e}"));
+                g.error
+                    .get_or_insert_with(|| format!("refreshing the lock failed: {e}"));
             }
         }
     }

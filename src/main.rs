@@ -27,7 +27,12 @@ const EXIT_LOCKED: u8 = 11;
 const EXIT_WRONG_PASSWORD: u8 = 12;
 
 #[derive(Parser)]
-#[command(name = "cista", version, about = "Deduplicating, encrypted backups", max_term_width = 100)]
+#[command(
+    name = "cista",
+    version,
+    about = "Deduplicating, encrypted backups",
+    max_term_width = 100
+)]
 struct Cli {
     /// Repository location: a path or file:///path.
     #[arg(short = 'r', long = "repo", env = "CISTA_REPOSITORY", global = true)]
@@ -250,7 +255,8 @@ fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
         return Ok(p.into_vec());
     }
     if let Some(f) = &cli.password_file {
-        let b = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+        let b =
+            std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
         return Ok(strip(b));
     }
     if let Some(c) = &cli.password_command {
@@ -317,7 +323,11 @@ fn run(cli: &Cli) -> Result<u8> {
                     "repository": be.location(),
                 }))?;
             } else if !cli.quiet {
-                println!("created cista repository {} at {}", repo.config().id.short(), be.location());
+                println!(
+                    "created cista repository {} at {}",
+                    repo.config().id.short(),
+                    be.location()
+                );
                 println!("Keep the password safe: without it the data cannot be recovered.");
             }
             Ok(0)
@@ -326,12 +336,19 @@ fn run(cli: &Cli) -> Result<u8> {
         Cmd::Snapshots { filter } => {
             let repo = open(cli)?;
             let f = filter.to_lib();
-            let snaps: Vec<(Id, Snapshot)> = repo.snapshots()?.into_iter().filter(|(_, s)| f.matches(s)).collect();
+            let snaps: Vec<(Id, Snapshot)> = repo
+                .snapshots()?
+                .into_iter()
+                .filter(|(_, s)| f.matches(s))
+                .collect();
             if cli.json {
                 let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
                 print_json(&v)?;
             } else {
-                println!("{:<10} {:<26} {:<16} {:<16} Paths", "ID", "Time", "Host", "Tags");
+                println!(
+                    "{:<10} {:<26} {:<16} {:<16} Paths",
+                    "ID", "Time", "Host", "Tags"
+                );
                 println!("{}", "-".repeat(90));
                 for (id, s) in &snaps {
                     println!(
@@ -348,7 +365,15 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Cmd::Restore { snapshot, target, include, exclude, sparse, verify, filter } => {
+        Cmd::Restore {
+            snapshot,
+            target,
+            include,
+            exclude,
+            sparse,
+            verify,
+            filter,
+        } => {
             let repo = open(cli)?;
             let _l = lock(cli, &repo, false)?;
             let (spec, sub) = snapshot.split_once(':').unwrap_or((snapshot, ""));
@@ -363,7 +388,12 @@ fn run(cli: &Cli) -> Result<u8> {
                 owner: None,
             };
             if !cli.quiet && !cli.json {
-                eprintln!("restoring snapshot {} of {} to {}", id.short(), short_time(&snap.time), target.display());
+                eprintln!(
+                    "restoring snapshot {} of {} to {}",
+                    id.short(),
+                    short_time(&snap.time),
+                    target.display()
+                );
             }
             let sum = restorer::restore(&repo, &index, &snap, sub, &opts)?;
             for e in &sum.errors {
@@ -387,7 +417,11 @@ fn run(cli: &Cli) -> Result<u8> {
                     sum.dirs,
                     sum.others,
                     bytes(sum.bytes),
-                    if *verify { format!("; verified {} files", sum.verified_files) } else { String::new() }
+                    if *verify {
+                        format!("; verified {} files", sum.verified_files)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             if !sum.errors.is_empty() {
@@ -395,7 +429,11 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Cmd::Dump { snapshot, path, filter } => {
+        Cmd::Dump {
+            snapshot,
+            path,
+            filter,
+        } => {
             let repo = open(cli)?;
             let _l = lock(cli, &repo, false)?;
             let (_, snap) = repo.resolve_snapshot(snapshot, &filter.to_lib())?;
@@ -405,7 +443,12 @@ fn run(cli: &Cli) -> Result<u8> {
             restorer::dump(&repo, &index, &node, &mut out)?;
             Ok(0)
         }
-        Cmd::Ls { snapshot, path, long, filter } => {
+        Cmd::Ls {
+            snapshot,
+            path,
+            long,
+            filter,
+        } => {
             let repo = open(cli)?;
             let (id, snap) = repo.resolve_snapshot(snapshot, &filter.to_lib())?;
             let index = Index::load(&repo)?;
@@ -418,7 +461,13 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             let base = format!("/{}", base.trim_matches('/'));
             let base = if base == "/" { String::new() } else { base };
-            let mut lister = Lister { repo: &repo, index: &index, json: cli.json, long: *long, out: &mut out };
+            let mut lister = Lister {
+                repo: &repo,
+                index: &index,
+                json: cli.json,
+                long: *long,
+                out: &mut out,
+            };
             if node.kind == NodeKind::Dir && node.name != b"/" {
                 lister.print(&base, &node)?;
             }
@@ -430,7 +479,10 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Cmd::Cat { kind, id } => cat(cli, kind, id.as_deref()),
-        Cmd::Check { read_data, read_data_subset } => {
+        Cmd::Check {
+            read_data,
+            read_data_subset,
+        } => {
             let repo = open(cli)?;
             let _l = lock(cli, &repo, false)?;
             let subset = match (read_data, read_data_subset) {
@@ -467,7 +519,12 @@ fn run(cli: &Cli) -> Result<u8> {
                     rep.trees,
                     rep.packs,
                     if subset.is_some() {
-                        format!("; read {} packs, {} blobs, {}", rep.packs_read, rep.blobs_read, bytes(rep.bytes_read))
+                        format!(
+                            "; read {} packs, {} blobs, {}",
+                            rep.packs_read,
+                            rep.blobs_read,
+                            bytes(rep.bytes_read)
+                        )
                     } else {
                         String::new()
                     }
@@ -499,7 +556,11 @@ fn backup(cli: &Cli, a: &BackupArgs) -> Result<u8> {
         }
         Source::Command {
             name: a.stdin_filename.clone(),
-            argv: a.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            argv: a
+                .paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
         }
     } else if a.stdin {
         if !a.paths.is_empty() {
@@ -609,7 +670,11 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 
 fn short_time(t: &str) -> String {
     t.parse::<jiff::Timestamp>()
-        .map(|ts| ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|ts| {
+            ts.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|_| t.to_string())
 }
 
@@ -692,8 +757,16 @@ impl<W: Write> Lister<'_, W> {
             writeln!(
                 self.out,
                 "{k}{mode} {:>8} {:>8} {:>12} {} {path}{target}",
-                if n.user.is_empty() { n.uid.to_string() } else { n.user.clone() },
-                if n.group.is_empty() { n.gid.to_string() } else { n.group.clone() },
+                if n.user.is_empty() {
+                    n.uid.to_string()
+                } else {
+                    n.user.clone()
+                },
+                if n.group.is_empty() {
+                    n.gid.to_string()
+                } else {
+                    n.group.clone()
+                },
                 n.size,
                 short_time(&ns_time(n.mtime_ns)),
             )?;
@@ -752,7 +825,11 @@ fn cat(cli: &Cli, kind: &str, id: Option<&str>) -> Result<u8> {
         "blob" => {
             let id: Id = need()?.parse()?;
             let index = Index::load(&repo)?;
-            let ty = if index.contains(BlobType::Data, &id) { BlobType::Data } else { BlobType::Tree };
+            let ty = if index.contains(BlobType::Data, &id) {
+                BlobType::Data
+            } else {
+                BlobType::Tree
+            };
             out.write_all(&cista::pack::read_blob(&repo, &index, ty, &id)?)?;
             return Ok(0);
         }
@@ -762,14 +839,18 @@ fn cat(cli: &Cli, kind: &str, id: Option<&str>) -> Result<u8> {
             let entries = cista::pack::parse_pack(&repo, &id, &bytes)?;
             let v: Vec<_> = entries
                 .iter()
-                .map(|b| serde_json::json!({
-                    "type": b.ty.name(), "id": b.id, "offset": b.offset,
-                    "length": b.length, "uncompressed_length": b.raw_len,
-                }))
+                .map(|b| {
+                    serde_json::json!({
+                        "type": b.ty.name(), "id": b.id, "offset": b.offset,
+                        "length": b.length, "uncompressed_length": b.raw_len,
+                    })
+                })
                 .collect();
             serde_json::to_writer_pretty(&mut out, &v)?;
         }
-        other => bail!("cannot cat {other:?}: use config, key, snapshot, index, tree, blob or pack"),
+        other => {
+            bail!("cannot cat {other:?}: use config, key, snapshot, index, tree, blob or pack")
+        }
     }
     writeln!(out)?;
     Ok(0)

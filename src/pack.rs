@@ -54,7 +54,8 @@ impl PackWriter {
     pub fn finish(mut self, repo: &Repository) -> FinishedPack {
         let header = format::seal_pack_header(repo.keys(), &self.entries);
         self.buf.extend_from_slice(&header);
-        self.buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(header.len() as u32).to_le_bytes());
         FinishedPack {
             id: Id::of_bytes(&self.buf),
             bytes: self.buf,
@@ -66,7 +67,11 @@ impl PackWriter {
 /// Parses a whole pack read from storage: checks its storage hash and opens its header.
 pub fn parse_pack(repo: &Repository, id: &PackId, bytes: &[u8]) -> Result<Vec<BlobEntry>> {
     if Id::of_bytes(bytes) != *id {
-        return Err(Error::corrupt("pack", id, "stored bytes do not hash to the pack name"));
+        return Err(Error::corrupt(
+            "pack",
+            id,
+            "stored bytes do not hash to the pack name",
+        ));
     }
     let (blobs, header) = format::split_pack(bytes).map_err(|e| Error::corrupt("pack", id, e))?;
     format::open_pack_header(repo.keys(), header, blobs.len() as u64)
@@ -81,21 +86,37 @@ pub fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec
         return Err(corrupt("shorter than its trailer".into()));
     }
     let be = repo.backend();
-    let t = be.read_range(FileType::Pack, &name, size - PACK_TRAILER_LEN as u64, PACK_TRAILER_LEN as u64)?;
+    let t = be.read_range(
+        FileType::Pack,
+        &name,
+        size - PACK_TRAILER_LEN as u64,
+        PACK_TRAILER_LEN as u64,
+    )?;
     let hlen = u32::from_le_bytes(t[..4].try_into().unwrap()) as u64;
     if hlen + PACK_TRAILER_LEN as u64 > size {
         return Err(corrupt(format!("header length {hlen} exceeds the pack")));
     }
     let blobs_len = size - PACK_TRAILER_LEN as u64 - hlen;
     let h = be.read_range(FileType::Pack, &name, blobs_len, hlen)?;
-    format::open_pack_header(repo.keys(), &h, blobs_len).map_err(|e| corrupt(format!("header: {e}")))
+    format::open_pack_header(repo.keys(), &h, blobs_len)
+        .map_err(|e| corrupt(format!("header: {e}")))
 }
 
 /// Opens one sealed blob and checks its id.
-pub fn open_blob(repo: &Repository, ty: BlobType, id: &BlobId, pack: &PackId, sealed: &[u8]) -> Result<Vec<u8>> {
+pub fn open_blob(
+    repo: &Repository,
+    ty: BlobType,
+    id: &BlobId,
+    pack: &PackId,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
     format::open_blob(repo.keys(), ty, id, sealed).map_err(|e| {
         Error::corrupt(
-            if ty == BlobType::Tree { "tree blob" } else { "data blob" },
+            if ty == BlobType::Tree {
+                "tree blob"
+            } else {
+                "data blob"
+            },
             id,
             format!("in pack {pack}: {e}"),
         )
@@ -103,10 +124,18 @@ pub fn open_blob(repo: &Repository, ty: BlobType, id: &BlobId, pack: &PackId, se
 }
 
 /// Reads, opens and verifies one blob at a known location.
-pub fn read_blob_at(repo: &Repository, ty: BlobType, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
-    let sealed = repo
-        .backend()
-        .read_range(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.length as u64)?;
+pub fn read_blob_at(
+    repo: &Repository,
+    ty: BlobType,
+    id: &BlobId,
+    loc: &BlobLocation,
+) -> Result<Vec<u8>> {
+    let sealed = repo.backend().read_range(
+        FileType::Pack,
+        &loc.pack.to_hex(),
+        loc.offset as u64,
+        loc.length as u64,
+    )?;
     let raw = open_blob(repo, ty, id, &loc.pack, &sealed)?;
     if raw.len() != loc.raw_len as usize {
         return Err(Error::corrupt("blob", id, "length differs from the index"));
@@ -117,7 +146,11 @@ pub fn read_blob_at(repo: &Repository, ty: BlobType, id: &BlobId, loc: &BlobLoca
 /// Reads a blob through the index.
 pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
     let loc = index.get(ty, id).ok_or_else(|| Error::NotFound {
-        what: if ty == BlobType::Tree { "tree blob" } else { "data blob" },
+        what: if ty == BlobType::Tree {
+            "tree blob"
+        } else {
+            "data blob"
+        },
         id: id.to_hex(),
     })?;
     read_blob_at(repo, ty, id, &loc)

@@ -133,42 +133,56 @@ impl Repository {
             }
             Err(e) => return Err(decode_err("config", "config", e)),
         }
-        let keys = Self::unlock(&be, password)?;
-        let plain = format::open_file(&keys, FileKind::Config, &raw)
-            .map_err(|e| decode_err("config", "config", e))?;
-        let config = Config::decode(&plain).map_err(|e| decode_err("config", "config", e))?;
-        Ok(Repository::assemble(be, keys, config))
+        Self::unlock(be, password, &raw)
     }
 
-    fn unlock(be: &Arc<dyn Backend>, password: &[u8]) -> Result<Keys> {
+    /// Tries every key file. A key file that opens with the password but whose master key does
+    /// not open the config (left by an interrupted `init`, say) is passed over, as is one that
+    /// cannot be read; when no key works, a damaged key file is reported rather than a wrong
+    /// password, since the right key may be the damaged one.
+    fn unlock(be: Arc<dyn Backend>, password: &[u8], config_raw: &[u8]) -> Result<Repository> {
         let names = be.list(FileType::Key)?;
         if names.is_empty() {
-            return Err(Error::corrupt("repository", be.location(), "it has no key files"));
+            return Err(Error::corrupt(
+                "repository",
+                be.location(),
+                "it has no key files",
+            ));
         }
-        let mut damaged = Vec::new();
+        let mut damaged = None;
+        let mut config_err = None;
         for (name, _) in names {
-            let kf = match load_key_file(&**be, &name) {
-                Ok(k) => k,
+            let keys = match load_key_file(&*be, &name).and_then(|kf| kf.open(password)) {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
                 Err(e) => {
-                    damaged.push(e);
+                    damaged.get_or_insert(e);
                     continue;
                 }
             };
-            if let Some(keys) = kf.open(password)? {
-                return Ok(keys);
+            let config = format::open_file(&keys, FileKind::Config, config_raw)
+                .and_then(|plain| Config::decode(&plain))
+                .map_err(|e| decode_err("config", "config", e));
+            match config {
+                Ok(config) => return Ok(Repository::assemble(be, keys, config)),
+                Err(e) => {
+                    config_err.get_or_insert(e);
+                }
             }
         }
-        match damaged.into_iter().next() {
-            // Every readable key file refused the password, but one could not be read: the
-            // right one may be the damaged one, so say so rather than "wrong password".
-            Some(e) => Err(e),
-            None => Err(Error::WrongPassword),
-        }
+        Err(config_err.or(damaged).unwrap_or(Error::WrongPassword))
     }
 
     /// Adds a key file wrapping this repository's master key under `password`.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let kf = KeyFile::create(&self.keys, password, kdf, &hostname(), &username(), &now_string())?;
+        let kf = KeyFile::create(
+            &self.keys,
+            password,
+            kdf,
+            &hostname(),
+            &username(),
+            &now_string(),
+        )?;
         let bytes = kf.encode();
         let id = Id::of_bytes(&bytes);
         write_content_addressed(&*self.be, FileType::Key, &id.to_hex(), &bytes)?;
@@ -212,7 +226,11 @@ impl Repository {
             }
         })?;
         if Id::of_bytes(&bytes) != *id {
-            return Err(Error::corrupt(kind.name(), id, "stored bytes do not hash to the file name"));
+            return Err(Error::corrupt(
+                kind.name(),
+                id,
+                "stored bytes do not hash to the file name",
+            ));
         }
         format::open_file(&self.keys, kind, &bytes).map_err(|e| decode_err(kind.name(), id, e))
     }
@@ -302,7 +320,11 @@ pub fn sort_snapshots(v: &mut [(SnapshotId, Snapshot)]) {
 pub fn load_key_file(be: &dyn Backend, name: &str) -> Result<KeyFile> {
     let bytes = be.read(FileType::Key, name)?;
     if Id::of_bytes(&bytes).to_hex() != name {
-        return Err(Error::corrupt("key file", name, "stored bytes do not hash to the file name"));
+        return Err(Error::corrupt(
+            "key file",
+            name,
+            "stored bytes do not hash to the file name",
+        ));
     }
     KeyFile::decode(&bytes).map_err(|e| Error::corrupt("key file", name, e))
 }

@@ -74,7 +74,8 @@ fn patterns(p: &[String]) -> Result<GlobSet> {
                 .map_err(|e| Error::Invalid(format!("pattern {s:?}: {e}")))?,
         );
     }
-    b.build().map_err(|e| Error::Invalid(format!("patterns: {e}")))
+    b.build()
+        .map_err(|e| Error::Invalid(format!("patterns: {e}")))
 }
 
 struct Planner<'a> {
@@ -95,7 +96,11 @@ impl Planner<'_> {
             if self.excludes.is_match(&snap_path) {
                 continue;
             }
-            let inc = included || self.includes.as_ref().map_or(true, |g| g.is_match(&snap_path));
+            let inc = included
+                || self
+                    .includes
+                    .as_ref()
+                    .map_or(true, |g| g.is_match(&snap_path));
             let dest = dest.join(OsStr::from_bytes(&node.name));
             if node.kind == NodeKind::Dir {
                 let pos = self.items.len();
@@ -163,7 +168,9 @@ pub fn restore(
         }),
     }
     let items = planner.items;
-    let owner = opts.owner.unwrap_or_else(|| nix::unistd::geteuid().is_root());
+    let owner = opts
+        .owner
+        .unwrap_or_else(|| nix::unistd::geteuid().is_root());
     let errors = Mutex::new(Vec::new());
     let fail = |it: &Item, what: &str, e: &dyn std::fmt::Display| {
         errors
@@ -177,7 +184,9 @@ pub fn restore(
     for it in items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
         match fs::create_dir(&it.dest) {
             Ok(()) => sum.dirs += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && it.dest.is_dir() => sum.dirs += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && it.dest.is_dir() => {
+                sum.dirs += 1
+            }
             Err(e) => fail(it, "create directory", &e),
         }
     }
@@ -209,7 +218,9 @@ pub fn restore(
         .map(|&i| {
             let it = &items[i];
             let r = match it.node.kind {
-                NodeKind::File => write_file(repo, index, &it.node, &it.dest, opts.sparse).map(|b| (1, 0, b)),
+                NodeKind::File => {
+                    write_file(repo, index, &it.node, &it.dest, opts.sparse).map(|b| (1, 0, b))
+                }
                 _ => create_special(&it.node, &it.dest).map(|_| (0, 1, 0)),
             };
             match r.and_then(|c| set_meta(&it.node, &it.dest, owner).map(|_| c)) {
@@ -252,7 +263,10 @@ pub fn restore(
         for (i, e) in &failed {
             fail(&items[*i], "verify", e);
         }
-        sum.verified_files = items.iter().filter(|i| i.node.kind == NodeKind::File).count() as u64
+        sum.verified_files = items
+            .iter()
+            .filter(|i| i.node.kind == NodeKind::File)
+            .count() as u64
             - failed.len() as u64;
     }
     sum.errors = errors.into_inner().unwrap();
@@ -261,7 +275,17 @@ pub fn restore(
 
 /// Re-reads a restored file and checks its whole-content digest.
 pub fn verify_file(node: &Node, path: &Path) -> Result<()> {
-    let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOATIME: reading back must not undo the atime just restored.
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        r => r,
+    }
+    .map_err(|e| Error::io("open", path, e))?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -284,7 +308,13 @@ pub fn verify_file(node: &Node, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_file(repo: &Repository, index: &Index, node: &Node, dest: &Path, sparse: bool) -> Result<u64> {
+fn write_file(
+    repo: &Repository,
+    index: &Index,
+    node: &Node,
+    dest: &Path,
+    sparse: bool,
+) -> Result<u64> {
     let io = |op, e| Error::io(op, dest, e);
     if let Ok(m) = fs::symlink_metadata(dest) {
         if !m.is_file() {
@@ -309,7 +339,8 @@ fn write_file(repo: &Repository, index: &Index, node: &Node, dest: &Path, sparse
             let data = &last.as_ref().unwrap().1;
             h.update(data);
             if sparse && data.iter().all(|&b| b == 0) {
-                f.seek(SeekFrom::Current(data.len() as i64)).map_err(|e| io("seek", e))?;
+                f.seek(SeekFrom::Current(data.len() as i64))
+                    .map_err(|e| io("seek", e))?;
                 pending_seek = true;
             } else {
                 f.write_all(data).map_err(|e| io("write", e))?;
@@ -384,7 +415,12 @@ fn set_meta(node: &Node, dest: &Path, owner: bool) -> Result<()> {
         fs::set_permissions(dest, fs::Permissions::from_mode(node.mode & 0o7777))
             .map_err(|e| io("change mode", e))?;
     }
-    let t = |ns: i64| filetime::FileTime::from_unix_time(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32);
+    let t = |ns: i64| {
+        filetime::FileTime::from_unix_time(
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000) as u32,
+        )
+    };
     filetime::set_symlink_file_times(dest, t(node.atime_ns), t(node.mtime_ns))
         .map_err(|e| io("set times", e))
 }
@@ -408,7 +444,10 @@ pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) 
         n += data.len() as u64;
     }
     out.flush().map_err(|e| Error::io("write", "<stdout>", e))?;
-    if node.digest.is_some_and(|d| d != Id(*h.finalize().as_bytes())) {
+    if node
+        .digest
+        .is_some_and(|d| d != Id(*h.finalize().as_bytes()))
+    {
         return Err(Error::corrupt(
             "file",
             node.name_lossy(),

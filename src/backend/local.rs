@@ -72,7 +72,11 @@ impl Backend for LocalBackend {
         let fin = self.path(t, name);
         let err = |op, e| backend_err(op, t, name, e);
         let tmpdir = self.root.join("tmp");
-        let tmp = tmpdir.join(format!("{}-{}", name, hex::encode(crate::crypto::random_bytes::<8>())));
+        let tmp = tmpdir.join(format!(
+            "{}-{}",
+            name,
+            hex::encode(crate::crypto::random_bytes::<8>())
+        ));
         let write_tmp = || -> std::io::Result<()> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(data)?;
@@ -82,7 +86,10 @@ impl Backend for LocalBackend {
             let _ = fs::remove_file(&tmp);
             return Err(err("write", e));
         }
-        let parent = fin.parent().expect("object paths have a parent").to_path_buf();
+        let parent = fin
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
         let link = |tmp: &Path| match fs::hard_link(tmp, &fin) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 fs::create_dir_all(&parent)?;
@@ -96,7 +103,10 @@ impl Backend for LocalBackend {
             // Filesystems without hard links: rename after an existence check. The window
             // between them is harmless for content-named objects.
             Err(_) if !fin.exists() => fs::rename(&tmp, &fin),
-            Err(_) => Err(std::io::Error::new(ErrorKind::AlreadyExists, "object exists")),
+            Err(_) => Err(std::io::Error::new(
+                ErrorKind::AlreadyExists,
+                "object exists",
+            )),
         };
         let _ = fs::remove_file(&tmp);
         r.map_err(|e| err("write", e))?;

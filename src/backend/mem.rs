@@ -38,10 +38,17 @@ impl Backend for MemBackend {
 
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         let all = self.read(t, name)?;
-        let end = offset.checked_add(length).filter(|&e| e <= all.len() as u64);
+        let end = offset
+            .checked_add(length)
+            .filter(|&e| e <= all.len() as u64);
         match end {
             Some(end) => Ok(all[offset as usize..end as usize].to_vec()),
-            None => Err(backend_err("read range", t, name, IoError::from(ErrorKind::UnexpectedEof))),
+            None => Err(backend_err(
+                "read range",
+                t,
+                name,
+                IoError::from(ErrorKind::UnexpectedEof),
+            )),
         }
     }
 
@@ -49,7 +56,12 @@ impl Backend for MemBackend {
         let mut m = self.objects.lock().unwrap();
         let p = object_path(t, name);
         if m.contains_key(&p) {
-            return Err(backend_err("write", t, name, IoError::from(ErrorKind::AlreadyExists)));
+            return Err(backend_err(
+                "write",
+                t,
+                name,
+                IoError::from(ErrorKind::AlreadyExists),
+            ));
         }
         m.insert(p, data.to_vec());
         Ok(())

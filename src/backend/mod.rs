@@ -65,7 +65,10 @@ pub fn object_path(t: FileType, name: &str) -> String {
 
 /// True for names a listing should report: 64 lowercase hex digits.
 pub fn is_object_name(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    name.len() == 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Where a repository's objects are kept.
@@ -110,7 +113,12 @@ pub fn write_content_addressed(
     }
 }
 
-pub(crate) fn backend_err(op: &'static str, t: FileType, name: &str, e: std::io::Error) -> crate::Error {
+pub(crate) fn backend_err(
+    op: &'static str,
+    t: FileType,
+    name: &str,
+    e: std::io::Error,
+) -> crate::Error {
     crate::Error::Backend {
         op,
         path: object_path(t, name),
@@ -128,10 +136,16 @@ pub(crate) mod conformance {
         let name = "ab".repeat(32);
         be.write(FileType::Pack, &name, b"hello world").unwrap();
         assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
-        assert_eq!(be.read_range(FileType::Pack, &name, 6, 5).unwrap(), b"world");
+        assert_eq!(
+            be.read_range(FileType::Pack, &name, 6, 5).unwrap(),
+            b"world"
+        );
         assert!(be.read_range(FileType::Pack, &name, 6, 50).is_err());
         let e = be.write(FileType::Pack, &name, b"other").unwrap_err();
-        assert!(matches!(e, crate::Error::Backend { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists), "{e}");
+        assert!(
+            matches!(e, crate::Error::Backend { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{e}"
+        );
         assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
         write_content_addressed(be, FileType::Pack, &name, b"hello world").unwrap();
         assert_eq!(be.list(FileType::Pack).unwrap(), vec![(name.clone(), 11)]);

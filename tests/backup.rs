@@ -1,0 +1,266 @@
+//! Backup behaviour: deduplication, incrementals, excludes, stdin, unreadable files.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use cista::format::BlobType;
+use cista::index::Index;
+use common::*;
+
+fn blob_counts(env: &Env) -> (usize, usize) {
+    let idx = Index::load(&env.open()).unwrap();
+    (idx.len(BlobType::Data), idx.len(BlobType::Tree))
+}
+
+#[test]
+fn unchanged_rebackup_adds_no_data() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("big"), &bytes(5 << 20, 7));
+    let first = env.backup(&[&src]);
+    assert!(first["data_blobs"].as_u64().unwrap() > 3);
+    let before = blob_counts(&env);
+
+    let second = env.backup(&[&src]);
+    assert_eq!(second["data_blobs"], 0);
+    // Only the snapshot root may change: it records /tmp, whose mtime other tests move.
+    assert!(second["tree_blobs"].as_u64().unwrap() <= 1, "{second}");
+    assert_eq!(second["files_unmodified"], 5);
+    assert_eq!(second["parent"], first["snapshot_id"]);
+    assert_eq!(blob_counts(&env).0, before.0);
+
+    // --force re-reads every file, and still adds nothing.
+    let forced = env.json(&["backup", "--force", src.to_str().unwrap()]);
+    assert_eq!(forced["data_blobs"], 0);
+    assert_eq!(forced["files_unmodified"], 5);
+}
+
+#[test]
+fn changing_one_file_adds_only_its_changed_chunks_and_parent_trees() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    // A 40 MiB file of about 40 chunks; change 100 bytes in the middle.
+    let mut big = bytes(40 << 20, 11);
+    write(&src.join("sub/deeper/big.bin"), &big);
+    env.backup(&[&src]);
+    let (d0, t0) = blob_counts(&env);
+    big[20 << 20..(20 << 20) + 100].copy_from_slice(&[0xAB; 100]);
+    write(&src.join("sub/deeper/big.bin"), &big);
+    let s = env.backup(&[&src]);
+    let (d1, t1) = blob_counts(&env);
+    assert_eq!(s["files_changed"], 1);
+    assert_eq!(s["files_unmodified"], 4);
+    // One chunk changes; a cut point may move, so at most two new chunks.
+    let new_data = d1 - d0;
+    assert!((1..=2).contains(&new_data), "{new_data} new data blobs");
+    assert_eq!(s["data_blobs"].as_u64().unwrap() as usize, new_data);
+    // deeper, sub, src, the directories from / to src, and the snapshot root.
+    let depth = src.components().count() - 1;
+    let expected_trees = 2 + depth + 1;
+    assert_eq!(t1 - t0, expected_trees, "new trees");
+}
+
+#[test]
+fn excludes_and_exclude_file() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("cache/x.tmp"), b"tmp");
+    write(&src.join("keep.log"), b"log");
+    write(&src.join("sub/skip.log"), b"log");
+    let ex = env.path("excludes");
+    fs::write(&ex, "# comment\n\n*.log\n").unwrap();
+    env.ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--exclude",
+        "cache",
+        "--exclude",
+        "sub/deeper",
+        "--exclude-file",
+        ex.to_str().unwrap(),
+    ]);
+    let ls = env.ok(&["ls", "latest"]);
+    assert!(ls.contains("a.txt"));
+    assert!(ls.contains("b.bin"));
+    assert!(!ls.contains("cache"), "{ls}");
+    assert!(!ls.contains(".log"), "{ls}");
+    assert!(!ls.contains("deeper"), "{ls}");
+}
+
+#[test]
+fn stdin_is_always_read() {
+    let env = Env::new();
+    for night in 0..3u64 {
+        let data = text(3 << 20, night);
+        let mut child = env
+            .cmd(&["--json", "backup", "--stdin", "--stdin-filename", "db.sql"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+        assert_eq!(v["total_bytes_processed"], data.len() as u64);
+        let dumped = env.cmd(&["dump", "latest", "db.sql"]).output().unwrap();
+        assert_eq!(dumped.stdout, data, "night {night}");
+    }
+}
+
+#[test]
+fn stdin_from_command() {
+    let env = Env::new();
+    let v = env.json(&[
+        "backup",
+        "--stdin-from-command",
+        "--stdin-filename",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo hello; echo world",
+    ]);
+    assert!(v["snapshot_id"].is_string());
+    let o = env.cmd(&["dump", "latest", "/out.txt"]).output().unwrap();
+    assert_eq!(o.stdout, b"hello\nworld\n");
+
+    // A failing command saves no snapshot.
+    let before = env.count("snapshots");
+    let o = env.run(&[
+        "backup",
+        "--stdin-from-command",
+        "--stdin-filename",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        "echo partial; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("failed"));
+    assert_eq!(env.count("snapshots"), before);
+    env.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn tags_host_time_and_filters() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    let s = src.to_str().unwrap();
+    env.ok(&[
+        "backup",
+        s,
+        "--tag",
+        "nightly",
+        "--host",
+        "db1",
+        "--time",
+        "2026-01-04T03:00:00+01:00",
+    ]);
+    env.ok(&[
+        "backup",
+        s,
+        "--tag",
+        "weekly,keep",
+        "--host",
+        "db2",
+        "--time",
+        "2026-01-05T03:00:00Z",
+    ]);
+    let all = env.json(&["snapshots"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[0]["hostname"], "db1");
+    assert_eq!(all[0]["time"], "2026-01-04T03:00:00.000000000+01:00");
+    assert_eq!(all[1]["tags"], serde_json::json!(["keep", "weekly"]));
+    let f = env.json(&["snapshots", "--host", "db1"]);
+    assert_eq!(f.as_array().unwrap().len(), 1);
+    let f = env.json(&["snapshots", "--tag", "keep"]);
+    assert_eq!(f[0]["hostname"], "db2");
+    let f = env.json(&["snapshots", "--path", s]);
+    assert_eq!(f.as_array().unwrap().len(), 2);
+    for k in ["id", "time", "paths", "hostname", "tags"] {
+        assert!(!all[0][k].is_null(), "{k} missing");
+    }
+}
+
+#[test]
+fn unreadable_file_is_named_and_exits_3() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("locked"), b"no access");
+    fs::set_permissions(
+        src.join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let mut cmd = env.cmd(&["backup", src.to_str().unwrap()]);
+    if is_root() {
+        // Root reads everything: run as nobody, with the repository and source theirs.
+        let nobody = 65534;
+        for p in walk_files(env.dir.path())
+            .iter()
+            .chain([env.dir.path().to_path_buf()].iter())
+        {
+            let _ = nix::unistd::chown(p, Some(nobody.into()), Some(nobody.into()));
+        }
+        for d in [
+            env.dir.path().to_path_buf(),
+            env.repo(),
+            src.clone(),
+            src.join("sub"),
+            src.join("sub/deeper"),
+        ] {
+            nix::unistd::chown(&d, Some(nobody.into()), Some(nobody.into())).unwrap();
+        }
+        chown_tree(&env.repo(), nobody);
+        nix::unistd::chown(&src.join("locked"), Some(0.into()), Some(0.into())).unwrap();
+        use std::os::unix::process::CommandExt;
+        cmd.uid(nobody).gid(nobody);
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("locked"), "{err}");
+    let ls = env.ok(&["ls", "latest"]);
+    assert!(ls.contains("a.txt") && !ls.contains("locked"));
+}
+
+fn chown_tree(p: &std::path::Path, uid: u32) {
+    let _ = nix::unistd::chown(p, Some(uid.into()), Some(uid.into()));
+    if p.is_dir() {
+        for e in fs::read_dir(p).unwrap() {
+            chown_tree(&e.unwrap().path(), uid);
+        }
+    }
+}
+
+#[test]
+fn multiple_paths_and_missing_path() {
+    let env = Env::new();
+    let a = env.path("a");
+    let b = env.path("b");
+    small_tree(&a);
+    write(&b.join("file"), b"b");
+    let v = env.backup(&[&a, &b]);
+    assert!(v["snapshot_id"].is_string());
+    let ls = env.ok(&["ls", "latest"]);
+    assert!(ls.contains(&format!("{}/a.txt", a.display())));
+    assert!(ls.contains(&format!("{}/file", b.display())));
+    let o = env.run(&["backup", env.path("missing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
+}

@@ -1,0 +1,289 @@
+//! Restores equal their source in content and metadata.
+
+mod common;
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use common::*;
+
+/// Thousands of files of mixed sizes and every kind of entry the format knows.
+fn build_fixture(root: &Path) {
+    fs::create_dir_all(root).unwrap();
+    for d in 0..40 {
+        for f in 0..60 {
+            let i = d * 60 + f;
+            let size = match i % 10 {
+                0..=5 => i % 3000,
+                6..=8 => 4000 + (i * 7919) % 60_000,
+                _ => 200_000 + (i * 104_729) % 900_000,
+            };
+            let data = if i % 2 == 0 {
+                text(size, i as u64)
+            } else {
+                bytes(size, i as u64)
+            };
+            write(
+                &root.join(format!("d{d:02}/sub{}/f{f:03}.dat", f % 3)),
+                &data,
+            );
+        }
+    }
+    write(&root.join("big/large.bin"), &bytes(12 << 20, 99));
+    write(&root.join("big/dump.sql"), &text(6 << 20, 98));
+    write(&root.join("empty-file"), b"");
+    fs::create_dir_all(root.join("empty-dir/nested-empty")).unwrap();
+    // Symlinks: relative, absolute, dangling, to a directory, with a non-UTF-8 target.
+    symlink("d00/sub0/f000.dat", root.join("link-rel")).unwrap();
+    symlink("/etc/hostname", root.join("link-abs")).unwrap();
+    symlink("does/not/exist", root.join("link-dangling")).unwrap();
+    symlink("d01", root.join("link-dir")).unwrap();
+    symlink(
+        std::ffi::OsStr::from_bytes(b"target-\xff\xfe"),
+        root.join("link-bad-utf8"),
+    )
+    .unwrap();
+    // Hard links, including one across directories.
+    write(&root.join("hard/one"), &bytes(70_000, 5));
+    fs::hard_link(root.join("hard/one"), root.join("hard/two")).unwrap();
+    fs::hard_link(root.join("hard/one"), root.join("d02/three")).unwrap();
+    // Non-UTF-8 and odd names.
+    let odd = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9-latin1"));
+    write(&odd, b"latin-1 name");
+    write(
+        &root.join(std::ffi::OsStr::from_bytes(
+            b"dir-\x80\x81/inner \n newline",
+        )),
+        b"x",
+    );
+    write(&root.join("spaces and 'quotes' and \"more\""), b"y");
+    write(&root.join("unicode-日本語-ü"), b"z");
+    // Long path.
+    let mut long = root.join("long");
+    for i in 0..20 {
+        long = long.join(format!("component-number-{i:02}-with-a-long-name"));
+    }
+    write(&long.join("leaf"), b"deep");
+    // Modes.
+    write(&root.join("modes/exec"), b"#!/bin/sh\n");
+    fs::set_permissions(root.join("modes/exec"), fs::Permissions::from_mode(0o755)).unwrap();
+    write(&root.join("modes/private"), b"secret");
+    fs::set_permissions(
+        root.join("modes/private"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    write(&root.join("modes/setgid"), b"s");
+    fs::set_permissions(
+        root.join("modes/setgid"),
+        fs::Permissions::from_mode(0o2750),
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("modes/sticky")).unwrap();
+    fs::set_permissions(
+        root.join("modes/sticky"),
+        fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+    // FIFO and socket.
+    nix::unistd::mkfifo(
+        &root.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+    // Extended attributes, where the filesystem has them.
+    let _ = xattr::set(root.join("a-xattr"), "user.x", b"v");
+    write(&root.join("a-xattr"), b"has xattrs");
+    let _ = xattr::set(
+        root.join("a-xattr"),
+        "user.cista.test",
+        b"value \x00 with nul",
+    );
+    let _ = xattr::set(root.join("a-xattr"), "user.empty", b"");
+    if is_root() {
+        // Ownership and a device node.
+        write(&root.join("owned"), b"owned by someone else");
+        nix::unistd::chown(&root.join("owned"), Some(1234.into()), Some(5678.into())).unwrap();
+        nix::unistd::fchownat(
+            None,
+            &root.join("link-rel"),
+            Some(4321.into()),
+            Some(8765.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        nix::sys::stat::mknod(
+            &root.join("null-dev"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+    }
+    // Times with nanoseconds, including before 1970.
+    let t = filetime::FileTime::from_unix_time(1_234_567_890, 123_456_789);
+    filetime::set_file_times(root.join("a-xattr"), t, t).unwrap();
+    let old = filetime::FileTime::from_unix_time(-86_400 * 365, 5);
+    filetime::set_file_times(root.join("empty-file"), old, old).unwrap();
+    filetime::set_symlink_file_times(root.join("link-dangling"), t, t).unwrap();
+}
+
+#[test]
+fn restored_tree_equals_source() {
+    let env = Env::new();
+    let src = env.path("src");
+    build_fixture(&src);
+    let expected = snapshot_meta(&src);
+    assert!(
+        expected.len() > 2400,
+        "fixture has {} entries",
+        expected.len()
+    );
+
+    let sum = env.backup(&[&src]);
+    assert_eq!(sum["errors"], 0);
+    let id = sum["snapshot_id"].as_str().unwrap().to_string();
+    let target = env.path("restore");
+    let out = env.ok(&[
+        "restore",
+        &id,
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert!(out.contains("verified"), "{out}");
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_same_tree(&expected, &src, &restored);
+
+    // Restoring the same snapshot by SNAPSHOT:SUBPATH puts that directory's content at the target.
+    let sub = format!("{}:{}/d03", id, src.display());
+    let t2 = env.path("restore-sub");
+    env.ok(&["restore", &sub, "--target", t2.to_str().unwrap()]);
+    assert_eq!(
+        fs::read(t2.join("sub0/f000.dat")).unwrap(),
+        fs::read(src.join("d03/sub0/f000.dat")).unwrap()
+    );
+    assert!(!t2.join("d03").exists());
+
+    env.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn include_and_exclude_select_paths() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    let t = env.path("r1");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--include",
+        "*.txt",
+    ]);
+    let base = t.join(src.strip_prefix("/").unwrap());
+    assert!(base.join("a.txt").exists());
+    assert!(base.join("sub/deeper/c.txt").exists());
+    assert!(!base.join("sub/b.bin").exists());
+    assert!(!base.join("empty").exists());
+
+    let t = env.path("r2");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--exclude",
+        "deeper",
+    ]);
+    let base = t.join(src.strip_prefix("/").unwrap());
+    assert!(base.join("sub/b.bin").exists());
+    assert!(!base.join("sub/deeper").exists());
+}
+
+#[test]
+fn dump_writes_one_file() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    let p = format!("{}/sub/b.bin", src.display());
+    let o = env.cmd(&["dump", "latest", &p]).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(o.stdout, bytes(300_000, 1));
+    let o = env.run(&["dump", "latest", &format!("{}/nope", src.display())]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+}
+
+#[test]
+fn sparse_file_over_4gib_restores_sparse() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let big = src.join("sparse.img");
+    let size: u64 = (4 << 30) + (3 << 20) + 12345;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::File::create(&big).unwrap();
+        f.write_all(b"head").unwrap();
+        f.seek(SeekFrom::Start(2 << 30)).unwrap();
+        f.write_all(&bytes(100_000, 3)).unwrap();
+        f.seek(SeekFrom::Start(size - 5)).unwrap();
+        f.write_all(b"tail!").unwrap();
+        f.set_len(size).unwrap();
+    }
+    let sum = env.backup(&[&src]);
+    assert_eq!(sum["total_bytes_processed"], size);
+    // Zeros deduplicate: the repository holds a few MiB, not 4 GiB.
+    let repo_bytes: u64 = walk_files(&env.repo().join("data"))
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(repo_bytes < 20 << 20, "repository is {repo_bytes} bytes");
+
+    let t = env.path("r");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--sparse",
+        "--verify",
+    ]);
+    let r = t.join(big.strip_prefix("/").unwrap());
+    let m = fs::metadata(&r).unwrap();
+    assert_eq!(m.len(), size);
+    assert!(
+        m.blocks() * 512 < 64 << 20,
+        "restored file uses {} bytes on disk",
+        m.blocks() * 512
+    );
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(&r).unwrap();
+    let mut buf = [0u8; 5];
+    f.seek(SeekFrom::Start(size - 5)).unwrap();
+    f.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"tail!");
+    let mut mid = vec![0u8; 100_000];
+    f.seek(SeekFrom::Start(2 << 30)).unwrap();
+    f.read_exact(&mut mid).unwrap();
+    assert_eq!(mid, bytes(100_000, 3));
+}
+
+#[test]
+fn restore_of_single_file_subpath() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    let t = env.path("r");
+    let spec = format!("latest:{}/sub/b.bin", src.display());
+    env.ok(&["restore", &spec, "--target", t.to_str().unwrap()]);
+    assert_eq!(fs::read(t.join("b.bin")).unwrap(), bytes(300_000, 1));
+}
