@@ -211,10 +211,7 @@ fn open_source(path: &Path) -> std::io::Result<File> {
         r => r,
     }?;
     if !f.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            ErrorKind::Other,
-            "no longer a regular file",
-        ));
+        return Err(std::io::Error::other("no longer a regular file"));
     }
     Ok(f)
 }

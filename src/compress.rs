@@ -10,9 +10,24 @@ pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
     (out.len() < data.len()).then_some(out)
 }
 
-/// Decompresses a zstd frame that must expand to at most `cap` bytes.
-pub fn decompress(data: &[u8], cap: usize) -> Result<Vec<u8>, String> {
-    zstd::bulk::decompress(data, cap).map_err(|e| format!("zstd: {e}"))
+/// Decompresses a zstd frame that must expand to exactly `len` bytes. The frame must declare
+/// that size in its header (our writer always does), so a damaged or hostile length cannot make
+/// the reader reserve more memory than the frame claims to hold.
+pub fn decompress(data: &[u8], len: usize) -> Result<Vec<u8>, String> {
+    match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) if n == len as u64 => {}
+        Ok(Some(n)) => return Err(format!("zstd frame declares {n} bytes, expected {len}")),
+        Ok(None) => return Err("zstd frame does not declare its size".into()),
+        Err(_) => return Err("not a zstd frame".into()),
+    }
+    let out = zstd::bulk::decompress(data, len).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() != len {
+        return Err(format!(
+            "zstd frame holds {} bytes, expected {len}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -23,9 +38,8 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(data in proptest::collection::vec(0u8..4, 0..10000)) {
-            match compress(&data, 3) {
-                Some(c) => prop_assert_eq!(decompress(&c, data.len()).unwrap(), data),
-                None => {}
+            if let Some(c) = compress(&data, 3) {
+                prop_assert_eq!(decompress(&c, data.len()).unwrap(), data);
             }
         }
     }
@@ -35,6 +49,8 @@ mod tests {
         let data = vec![0u8; 100_000];
         let c = compress(&data, 3).unwrap();
         assert!(decompress(&c, 1000).is_err());
+        assert!(decompress(&c, 100_001).is_err());
+        assert_eq!(decompress(&c, 100_000).unwrap(), data);
         assert!(decompress(b"not zstd", 1000).is_err());
     }
 }

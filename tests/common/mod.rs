@@ -76,8 +76,11 @@ impl Env {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
         let out = self.ok(&a);
-        let last = out.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("bad json {last:?}: {e}"))
+        // Whole output (pretty JSON), else the last line (a summary after progress lines).
+        serde_json::from_str(&out).unwrap_or_else(|_| {
+            let last = out.lines().last().unwrap_or_default();
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("bad json {last:?}: {e}"))
+        })
     }
 
     /// Backs up `paths` and returns the JSON summary.

@@ -1,0 +1,162 @@
+//! `check` finds damage and names the damaged object; restore fails closed on damaged data.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cista::format::BlobType;
+use cista::index::Index;
+use cista::tree::find_node;
+use common::*;
+
+fn flip(path: &Path, pos: usize) {
+    let mut b = fs::read(path).unwrap();
+    let i = pos.min(b.len() - 1);
+    b[i] ^= 0x20;
+    fs::write(path, b).unwrap();
+}
+
+fn repo_with_data() -> (Env, PathBuf) {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("big.bin"), &bytes(3 << 20, 4));
+    env.backup(&[&src]);
+    (env, src)
+}
+
+fn check_fails_naming(env: &Env, object: &Path, args: &[&str]) {
+    let o = env.run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "check passed despite damage to {}",
+        object.display()
+    );
+    let name = object.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "error does not name {name}: {err}");
+}
+
+#[test]
+fn flipped_byte_in_each_object_kind_is_found() {
+    for (dir, needs_read_data) in [
+        ("data", true),
+        ("index", false),
+        ("snapshots", false),
+        ("keys", false),
+    ] {
+        for pos in [0usize, 40, 1000, usize::MAX] {
+            let (env, _) = repo_with_data();
+            env.ok(&["check", "--read-data"]);
+            let files = walk_files(&env.repo().join(dir));
+            let victim = files.last().unwrap().clone();
+            flip(&victim, pos);
+            check_fails_naming(&env, &victim, &["check", "--read-data"]);
+            if !needs_read_data {
+                check_fails_naming(&env, &victim, &["check"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn flipped_byte_in_config_is_refused() {
+    let (env, _) = repo_with_data();
+    flip(&env.repo().join("config"), 30);
+    let o = env.run(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config"));
+}
+
+#[test]
+fn every_pack_byte_position_class_is_detected() {
+    // Bytes in a blob, in the sealed header and in the trailer of one pack.
+    let (env, _) = repo_with_data();
+    let packs = walk_files(&env.repo().join("data"));
+    let pack = packs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    let len = fs::metadata(&pack).unwrap().len() as usize;
+    let original = fs::read(&pack).unwrap();
+    for pos in [10, len / 2, len - 40, len - 2] {
+        fs::write(&pack, &original).unwrap();
+        flip(&pack, pos);
+        check_fails_naming(&env, &pack, &["check", "--read-data"]);
+    }
+    fs::write(&pack, &original).unwrap();
+    env.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn restore_of_damaged_blob_fails_without_writing_wrong_data() {
+    let (env, src) = repo_with_data();
+    let repo = env.open();
+    let index = Index::load(&repo).unwrap();
+    let (_, snap) = repo
+        .resolve_snapshot("latest", &Default::default())
+        .unwrap();
+    let node = find_node(
+        &repo,
+        &index,
+        &snap.tree,
+        &format!("{}/big.bin", src.display()),
+    )
+    .unwrap();
+    let blob = node.content[1];
+    let loc = index.get(BlobType::Data, &blob).unwrap();
+    let pack = env
+        .repo()
+        .join("data")
+        .join(&loc.pack.to_hex()[..2])
+        .join(loc.pack.to_hex());
+    flip(&pack, loc.offset as usize + 100);
+
+    let t = env.path("r");
+    let o = env.run(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("big.bin") && err.contains(&blob.to_hex()),
+        "{err}"
+    );
+    let restored = t.join(src.strip_prefix("/").unwrap());
+    assert!(
+        !restored.join("big.bin").exists(),
+        "a damaged file was left behind"
+    );
+    // Undamaged files are still restored.
+    assert_eq!(fs::read(restored.join("a.txt")).unwrap(), b"hello world\n");
+
+    let o = env.run(&["dump", "latest", &format!("{}/big.bin", src.display())]);
+    assert!(!o.status.success());
+    check_fails_naming(&env, &pack, &["check", "--read-data"]);
+}
+
+#[test]
+fn missing_pack_is_reported() {
+    let (env, _) = repo_with_data();
+    let packs = walk_files(&env.repo().join("data"));
+    fs::remove_file(&packs[0]).unwrap();
+    check_fails_naming(&env, &packs[0], &["check"]);
+}
+
+#[test]
+fn read_data_subsets() {
+    let (env, _) = repo_with_data();
+    let all = env.json(&["check", "--read-data"]);
+    let total = all["packs"].as_u64().unwrap();
+    assert_eq!(all["packs_read"], total);
+    let mut sum = 0;
+    for n in 1..=3 {
+        let p = env.json(&["check", "--read-data-subset", &format!("{n}/3")]);
+        sum += p["packs_read"].as_u64().unwrap();
+    }
+    assert_eq!(sum, total);
+    let p = env.json(&["check", "--read-data-subset", "100%"]);
+    assert_eq!(p["packs_read"], total);
+    let o = env.run(&["check", "--read-data-subset", "4/3"]);
+    assert!(!o.status.success());
+}
