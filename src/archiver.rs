@@ -331,7 +331,7 @@ impl<'a> Archiver<'a> {
         if w.is_empty() {
             return Ok(());
         }
-        let p = w.finish(self.repo);
+        let p = w.finish(self.repo.keys());
         crate::backend::write_content_addressed(
             &**self.repo.backend(),
             FileType::Pack,

@@ -269,6 +269,17 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn key_file_encoding_round_trip(host in ".*", user in ".*", salt in any::<[u8; 32]>(), data in proptest::collection::vec(any::<u8>(), 0..100), m in any::<u32>(), t in any::<u32>(), p in any::<u32>()) {
+            let kf = KeyFile {
+                version: 1, created: "now".into(), hostname: host, username: user, kdf: "argon2id".into(),
+                params: KdfParams { m_kib: m, t, p }, salt, data,
+            };
+            prop_assert_eq!(KeyFile::decode(&kf.encode()).unwrap(), kf);
+        }
+    }
+
     #[test]
     fn wrong_aad_or_key_fails() {
         let k = Keys::from_master([1; 32]);

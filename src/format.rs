@@ -888,6 +888,45 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn snapshot_json_round_trip(
+            secs in 0i64..4_000_000_000, nanos in 0u32..1_000_000_000, off in -50_400i32..50_400,
+            paths in proptest::collection::vec(".*", 0..4), host in ".*", tags in proptest::collection::vec(".*", 0..3),
+            parent in any::<Option<[u8; 32]>>(), files in any::<u64>(),
+        ) {
+            let ts = jiff::Timestamp::new(secs, nanos as i32).unwrap();
+            let z = ts.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::Offset::from_seconds(off / 60 * 60).unwrap()));
+            let s = Snapshot {
+                time: z.strftime("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string(),
+                tree: Id([1; 32]),
+                paths, hostname: host, username: "u".into(), uid: 0, gid: 0, tags,
+                parent: parent.map(Id),
+                program_version: "cista".into(),
+                summary: Some(Summary { files_new: files, duration_secs: 1.5, ..Default::default() }),
+            };
+            let d = Snapshot::decode(&s.encode()).unwrap();
+            prop_assert_eq!(d.timestamp().unwrap(), ts);
+            prop_assert_eq!(d, s);
+        }
+
+        #[test]
+        fn config_round_trip(min_exp in 6u32..20, avg_gap in 1u32..3, max_gap in 1u32..3, pack in MIN_PACK_SIZE..=MAX_PACK_SIZE, level in -7i32..=22) {
+            let avg = 1u32 << (min_exp + avg_gap).min(22);
+            let chunker = ChunkerParams { min: 1 << min_exp, avg, max: (avg << max_gap).min(1 << 24) };
+            prop_assume!(chunker.validate().is_ok());
+            let mut c = Config::new(chunker, pack);
+            c.compression_level = level;
+            prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+        }
+
+        #[test]
+        fn lock_round_trip(host in ".*", user in ".*", pid in any::<u32>(), exclusive in any::<bool>()) {
+            let l = LockInfo { time: "2026-11-22T00:00:00Z".into(), exclusive, hostname: host, username: user, pid };
+            prop_assert_eq!(LockInfo::decode(&l.encode()).unwrap(), l);
+        }
+    }
+
     #[test]
     fn snapshot_and_config_round_trip() {
         let s = Snapshot {

@@ -2,6 +2,7 @@
 //! The packer fills one pack per blob type; the reader fetches single blobs by range.
 
 use crate::backend::FileType;
+use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::{self, BlobEntry, BlobType, PACK_TRAILER_LEN};
 use crate::id::{BlobId, Id, PackId};
@@ -51,8 +52,8 @@ impl PackWriter {
     }
 
     /// Seals the header and appends it and its length; the pack id is the BLAKE3 of the bytes.
-    pub fn finish(mut self, repo: &Repository) -> FinishedPack {
-        let header = format::seal_pack_header(repo.keys(), &self.entries);
+    pub fn finish(mut self, keys: &Keys) -> FinishedPack {
+        let header = format::seal_pack_header(keys, &self.entries);
         self.buf.extend_from_slice(&header);
         self.buf
             .extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -154,4 +155,35 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
         id: id.to_hex(),
     })?;
     read_blob_at(repo, ty, id, &loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pack_round_trip(blobs in proptest::collection::vec((any::<bool>(), proptest::collection::vec(0u8..4, 0..3000)), 1..12)) {
+            let keys = Keys::from_master([4; 32]);
+            let mut w = PackWriter::new(0);
+            let mut want = Vec::new();
+            for (tree, data) in &blobs {
+                let ty = if *tree { BlobType::Tree } else { BlobType::Data };
+                let id = keys.blob_id(data);
+                w.add(ty, id, &format::seal_blob(&keys, ty, &id, data, Some(3)), data.len() as u32);
+                want.push((ty, id, data.clone()));
+            }
+            let p = w.finish(&keys);
+            prop_assert_eq!(p.id, Id::of_bytes(&p.bytes));
+            let (area, header) = format::split_pack(&p.bytes).unwrap();
+            let entries = format::open_pack_header(&keys, header, area.len() as u64).unwrap();
+            prop_assert_eq!(&entries, &p.entries);
+            for (e, (ty, id, data)) in entries.iter().zip(&want) {
+                prop_assert_eq!((e.ty, e.id), (*ty, *id));
+                let sealed = &area[e.offset as usize..(e.offset + e.length) as usize];
+                prop_assert_eq!(&format::open_blob(&keys, *ty, id, sealed).unwrap(), data);
+            }
+        }
+    }
 }
