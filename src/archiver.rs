@@ -847,6 +847,7 @@ pub fn backup(
         parent: parent_id,
         program_version: format!("cista {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary.clone()),
+        original: None,
     };
     let snapshot_id = if opts.dry_run {
         None

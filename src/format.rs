@@ -709,6 +709,9 @@ pub struct Snapshot {
     pub parent: Option<Id>,
     pub program_version: String,
     pub summary: Option<Summary>,
+    /// For a snapshot rewritten by `tag`: the id it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
 }
 
 impl Snapshot {
@@ -904,6 +907,7 @@ mod tests {
                 parent: parent.map(Id),
                 program_version: "cista".into(),
                 summary: Some(Summary { files_new: files, duration_secs: 1.5, ..Default::default() }),
+                original: None,
             };
             let d = Snapshot::decode(&s.encode()).unwrap();
             prop_assert_eq!(d.timestamp().unwrap(), ts);
@@ -941,6 +945,7 @@ mod tests {
             parent: None,
             program_version: "cista 0.1.0".into(),
             summary: Some(Summary::default()),
+            original: Some(Id([9; 32])),
         };
         assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
         let c = Config::new(ChunkerParams::default(), 16 << 20);

@@ -135,6 +135,22 @@ impl LockGuard {
         })
     }
 
+    /// Like `acquire`, but retries for up to `wait` while the repository is locked.
+    pub fn acquire_retry(repo: &Repository, exclusive: bool, wait: Duration) -> Result<LockGuard> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match LockGuard::acquire(repo, exclusive) {
+                Err(Error::Locked(msg)) if start.elapsed() + pause <= wait => {
+                    let _ = msg;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Fails when the lock may have been taken for stale: a refresh failed, or the last
     /// successful one is too long ago (the host slept, say).
     pub fn check(&self) -> Result<()> {

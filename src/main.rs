@@ -3,6 +3,7 @@
 //! 0 ok; 1 fatal; 3 snapshot saved but some source files could not be read;
 //! 10 repository does not exist; 11 repository locked; 12 wrong password.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,9 +15,11 @@ use clap::{Parser, Subcommand};
 use cista::archiver::{self, BackupOptions, Source};
 use cista::backend::{Backend, FileType, LocalBackend};
 use cista::checker::{self, CheckOptions, Subset};
+use cista::forget::{self, GroupKey, KeepPolicy};
 use cista::format::{BlobType, FileKind, IndexFile, Node, NodeKind, Snapshot, Tree};
 use cista::index::Index;
 use cista::lock::{self, LockGuard};
+use cista::prune::{self, PruneOptions};
 use cista::restorer::{self, RestoreOptions};
 use cista::tree::{find_node, load_tree};
 use cista::{Error, Id, InitOptions, Repository, SnapshotFilter};
@@ -55,6 +58,9 @@ struct Cli {
     /// Do not lock the repository (for read-only media; unsafe beside a prune).
     #[arg(long, global = true)]
     no_lock: bool,
+    /// Wait up to this long for a locked repository (e.g. 30s, 5m).
+    #[arg(long, global = true, value_parser = humantime::parse_duration)]
+    retry_lock: Option<std::time::Duration>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -62,7 +68,7 @@ struct Cli {
 #[derive(clap::Args, Clone, Default)]
 struct Filter {
     /// Only snapshots of this host (repeatable).
-    #[arg(long = "host", short = 'H')]
+    #[arg(long = "host")]
     hosts: Vec<String>,
     /// Only snapshots with these tags (`a,b` needs both; repeat for either).
     #[arg(long = "tag")]
@@ -94,6 +100,39 @@ enum Cmd {
     Backup(BackupArgs),
     /// List snapshots.
     Snapshots {
+        #[command(flatten)]
+        filter: Filter,
+        /// Group the list by host, paths and/or tags.
+        #[arg(long, short = 'g')]
+        group_by: Option<String>,
+    },
+    /// Remove snapshots by id or by a retention policy.
+    Forget(Box<ForgetArgs>),
+    /// Remove data no snapshot uses, repacking partly used packs.
+    Prune(PruneArgs),
+    /// Add, remove or set snapshot tags.
+    Tag {
+        /// Snapshots to change (default: all matching the filters).
+        ids: Vec<String>,
+        /// Add this tag (repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// Remove this tag (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
+        /// Replace all tags with these (repeatable).
+        #[arg(long)]
+        set: Vec<String>,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Show repository statistics.
+    Stats {
+        /// Snapshots to count (default: all matching the filters).
+        ids: Vec<String>,
+        /// restore-size (files as restored) or raw-data (unique stored blobs).
+        #[arg(long, default_value = "restore-size")]
+        mode: String,
         #[command(flatten)]
         filter: Filter,
     },
@@ -157,6 +196,89 @@ enum Cmd {
         #[arg(long)]
         remove_all: bool,
     },
+}
+
+fn parse_count(s: &str) -> Result<i64, String> {
+    if s == "unlimited" {
+        return Ok(-1);
+    }
+    s.parse::<i64>()
+        .ok()
+        .filter(|&n| n >= -1)
+        .ok_or_else(|| format!("{s:?} is not a count (a number, or unlimited)"))
+}
+
+fn parse_within(s: &str) -> Result<cista::forget::Within, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct PruneArgs {
+    /// Don't change anything; report what would be done.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Unused space to tolerate in partly used packs: a percentage, a size, or unlimited.
+    #[arg(long, default_value = "5%")]
+    max_unused: String,
+    /// Repack at most this much (e.g. 1G).
+    #[arg(long)]
+    max_repack_size: Option<String>,
+    /// Repack packs holding uncompressed blobs, compressing them.
+    #[arg(long)]
+    repack_uncompressed: bool,
+}
+
+#[derive(clap::Args)]
+struct ForgetArgs {
+    /// Snapshots to remove (instead of a policy).
+    ids: Vec<String>,
+    /// Keep the last N snapshots.
+    #[arg(long, short = 'l', value_parser = parse_count)]
+    keep_last: Option<i64>,
+    /// Keep the last N hourly snapshots.
+    #[arg(long, short = 'H', value_parser = parse_count)]
+    keep_hourly: Option<i64>,
+    /// Keep the last N daily snapshots.
+    #[arg(long, short = 'd', value_parser = parse_count)]
+    keep_daily: Option<i64>,
+    /// Keep the last N weekly (ISO week) snapshots.
+    #[arg(long, short = 'w', value_parser = parse_count)]
+    keep_weekly: Option<i64>,
+    /// Keep the last N monthly snapshots.
+    #[arg(long, short = 'm', value_parser = parse_count)]
+    keep_monthly: Option<i64>,
+    /// Keep the last N yearly snapshots.
+    #[arg(long, short = 'y', value_parser = parse_count)]
+    keep_yearly: Option<i64>,
+    /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
+    #[arg(long, value_parser = parse_within)]
+    keep_within: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    keep_within_hourly: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    keep_within_daily: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    keep_within_weekly: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    keep_within_monthly: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    keep_within_yearly: Option<cista::forget::Within>,
+    /// Keep snapshots with all of these tags (repeatable; '' keeps untagged ones).
+    #[arg(long)]
+    keep_tag: Vec<String>,
+    /// Group snapshots by host, paths and/or tags ('' for one group).
+    #[arg(long, short = 'g', default_value = "host,paths")]
+    group_by: String,
+    #[command(flatten)]
+    filter: Filter,
+    /// Allow a policy to remove every snapshot of a group.
+    #[arg(long)]
+    unsafe_allow_remove_all: bool,
+    /// Run prune afterwards if snapshots were removed.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_args: PruneArgs,
 }
 
 #[derive(clap::Args)]
@@ -294,7 +416,15 @@ fn lock(cli: &Cli, repo: &Repository, exclusive: bool) -> Result<Option<LockGuar
     if cli.no_lock {
         return Ok(None);
     }
-    Ok(Some(LockGuard::acquire(repo, exclusive)?))
+    let wait = cli.retry_lock.unwrap_or_default();
+    Ok(Some(LockGuard::acquire_retry(repo, exclusive, wait)?))
+}
+
+fn exclusive_lock(cli: &Cli, repo: &Repository) -> Result<LockGuard> {
+    if cli.no_lock {
+        bail!("this command deletes data and always locks the repository");
+    }
+    Ok(lock(cli, repo, true)?.expect("locked"))
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -333,7 +463,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Cmd::Backup(a) => backup(cli, a),
-        Cmd::Snapshots { filter } => {
+        Cmd::Snapshots { filter, group_by } => {
             let repo = open(cli)?;
             let f = filter.to_lib();
             let snaps: Vec<(Id, Snapshot)> = repo
@@ -341,30 +471,89 @@ fn run(cli: &Cli) -> Result<u8> {
                 .into_iter()
                 .filter(|(_, s)| f.matches(s))
                 .collect();
-            if cli.json {
-                let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-                print_json(&v)?;
-            } else {
-                println!(
-                    "{:<10} {:<26} {:<16} {:<16} Paths",
-                    "ID", "Time", "Host", "Tags"
-                );
-                println!("{}", "-".repeat(90));
-                for (id, s) in &snaps {
-                    println!(
-                        "{:<10} {:<26} {:<16} {:<16} {}",
-                        id.short(),
-                        short_time(&s.time),
-                        s.hostname,
-                        s.tags.join(","),
-                        s.paths.join(" ")
-                    );
+            match group_by {
+                None if cli.json => {
+                    let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+                    print_json(&v)?;
                 }
-                println!("{}", "-".repeat(90));
-                println!("{} snapshots", snaps.len());
+                None => print_snapshot_table(&snaps, None),
+                Some(g) => {
+                    let groups = forget::group(snaps, g.parse()?);
+                    if cli.json {
+                        let v: Vec<_> = groups
+                            .iter()
+                            .map(|(k, v)| {
+                                serde_json::json!({
+                                    "group_key": k,
+                                    "snapshots": v.iter().map(|(id, s)| snapshot_json(id, s)).collect::<Vec<_>>(),
+                                })
+                            })
+                            .collect();
+                        print_json(&v)?;
+                    } else {
+                        for (k, v) in &groups {
+                            println!("snapshots for {}:", group_name(k));
+                            print_snapshot_table(v, None);
+                            println!();
+                        }
+                    }
+                }
             }
             Ok(0)
         }
+        Cmd::Forget(a) => forget_cmd(cli, a),
+        Cmd::Prune(a) => {
+            let repo = open(cli)?;
+            let l = exclusive_lock(cli, &repo)?;
+            run_prune(cli, &repo, a, &l)?;
+            Ok(0)
+        }
+        Cmd::Tag {
+            ids,
+            add,
+            remove,
+            set,
+            filter,
+        } => {
+            if add.is_empty() && remove.is_empty() && set.is_empty() {
+                bail!("nothing to do: give --add, --remove or --set");
+            }
+            let repo = open(cli)?;
+            let l = exclusive_lock(cli, &repo)?;
+            let targets = select_snapshots(&repo, ids, filter)?;
+            let split = |v: &Vec<String>| -> Vec<String> {
+                v.iter()
+                    .flat_map(|t| t.split(','))
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            };
+            let set_v = split(set);
+            let mut changed = 0;
+            for (id, _) in targets {
+                l.check()?;
+                if repo
+                    .change_tags(
+                        &id,
+                        &split(add),
+                        &split(remove),
+                        (!set.is_empty()).then_some(&set_v[..]),
+                    )?
+                    .is_some()
+                {
+                    changed += 1;
+                }
+            }
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"message_type": "summary", "changed_snapshots": changed}),
+                )?;
+            } else if !cli.quiet {
+                println!("modified {changed} snapshots");
+            }
+            Ok(0)
+        }
+        Cmd::Stats { ids, mode, filter } => stats_cmd(cli, ids, mode, filter),
         Cmd::Restore {
             snapshot,
             target,
@@ -853,5 +1042,331 @@ fn cat(cli: &Cli, kind: &str, id: Option<&str>) -> Result<u8> {
         }
     }
     writeln!(out)?;
+    Ok(0)
+}
+
+fn group_name(k: &GroupKey) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = &k.host {
+        parts.push(format!("host [{h}]"));
+    }
+    if let Some(p) = &k.paths {
+        parts.push(format!("paths [{}]", p.join(", ")));
+    }
+    if let Some(t) = &k.tags {
+        parts.push(format!("tags [{}]", t.join(", ")));
+    }
+    if parts.is_empty() {
+        "all snapshots".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn print_snapshot_table(snaps: &[(Id, Snapshot)], reasons: Option<&HashMap<Id, Vec<String>>>) {
+    let r = reasons.is_some();
+    println!(
+        "{:<10} {:<20} {:<14} {:<14}{} Paths",
+        "ID",
+        "Time",
+        "Host",
+        "Tags",
+        if r {
+            format!(" {:<28}", "Reasons")
+        } else {
+            String::new()
+        }
+    );
+    println!("{}", "-".repeat(if r { 110 } else { 80 }));
+    for (id, s) in snaps {
+        let why = reasons
+            .and_then(|m| m.get(id))
+            .map(|v| format!(" {:<28}", v.join(", ")))
+            .unwrap_or_default();
+        println!(
+            "{:<10} {:<20} {:<14} {:<14}{} {}",
+            id.short(),
+            short_time(&s.time),
+            s.hostname,
+            s.tags.join(","),
+            why,
+            s.paths.join(" ")
+        );
+    }
+    println!("{}", "-".repeat(if r { 110 } else { 80 }));
+    println!("{} snapshots", snaps.len());
+}
+
+/// The snapshots named by `ids` (ids, prefixes or `latest`), or all matching `filter`.
+fn select_snapshots(
+    repo: &Repository,
+    ids: &[String],
+    filter: &Filter,
+) -> Result<Vec<(Id, Snapshot)>> {
+    let f = filter.to_lib();
+    if ids.is_empty() {
+        return Ok(repo
+            .snapshots()?
+            .into_iter()
+            .filter(|(_, s)| f.matches(s))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for i in ids {
+        let r = repo.resolve_snapshot(i, &f)?;
+        if !out.iter().any(|(id, _): &(Id, Snapshot)| *id == r.0) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
+    let policy = KeepPolicy {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+        within: a.keep_within,
+        within_hourly: a.keep_within_hourly,
+        within_daily: a.keep_within_daily,
+        within_weekly: a.keep_within_weekly,
+        within_monthly: a.keep_within_monthly,
+        within_yearly: a.keep_within_yearly,
+        tags: a.keep_tag.clone(),
+    };
+    let repo = open(cli)?;
+    let l = exclusive_lock(cli, &repo)?;
+    let mut remove: Vec<Id> = Vec::new();
+    let mut report = Vec::new();
+    if !a.ids.is_empty() {
+        if !policy.is_empty() {
+            bail!("give snapshot ids or a --keep policy, not both");
+        }
+        remove = select_snapshots(&repo, &a.ids, &a.filter)?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+    } else {
+        let filtered = select_snapshots(&repo, &[], &a.filter)?;
+        if policy.is_empty() {
+            let has_filter = !a.filter.hosts.is_empty()
+                || !a.filter.tags.is_empty()
+                || !a.filter.paths.is_empty();
+            if !a.unsafe_allow_remove_all {
+                if !cli.quiet {
+                    eprintln!("no policy was given: no snapshots will be removed");
+                }
+                return Ok(0);
+            }
+            if !has_filter {
+                bail!(
+                    "--unsafe-allow-remove-all needs a snapshot filter (--host, --tag or --path)"
+                );
+            }
+        }
+        let groups = forget::group(filtered, a.group_by.parse()?);
+        let now = jiff::Timestamp::now();
+        let tz = jiff::tz::TimeZone::system();
+        for (key, snaps) in groups {
+            let d = forget::apply(key, &snaps, &policy, now, &tz)?;
+            if d.keep.is_empty() && !d.remove.is_empty() && !a.unsafe_allow_remove_all {
+                bail!(
+                    "refusing to remove all {} snapshots of {}: no --keep rule matched any of them \
+                     (check the options for typos, or pass --unsafe-allow-remove-all); nothing was removed",
+                    d.remove.len(),
+                    group_name(&d.group)
+                );
+            }
+            remove.extend(d.remove.iter().copied());
+            report.push((d, snaps));
+        }
+    }
+    if cli.json {
+        let v: Vec<_> = report
+            .iter()
+            .map(|(d, _)| {
+                serde_json::json!({
+                    "group_key": d.group,
+                    "keep": d.keep.iter().map(|k| k.id).collect::<Vec<_>>(),
+                    "remove": d.remove,
+                    "reasons": d.keep.iter().map(|k| serde_json::json!({"snapshot": k.id, "time": k.time, "matches": k.reasons})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        if a.ids.is_empty() {
+            print_json(&v)?;
+        } else {
+            print_json(&serde_json::json!({"remove": remove}))?;
+        }
+    } else if !cli.quiet {
+        for (d, snaps) in &report {
+            println!("snapshots for {}:", group_name(&d.group));
+            let reasons: HashMap<Id, Vec<String>> =
+                d.keep.iter().map(|k| (k.id, k.reasons.clone())).collect();
+            let kept: Vec<(Id, Snapshot)> = snaps
+                .iter()
+                .filter(|(id, _)| reasons.contains_key(id))
+                .cloned()
+                .collect();
+            let gone: Vec<(Id, Snapshot)> = snaps
+                .iter()
+                .filter(|(id, _)| !reasons.contains_key(id))
+                .cloned()
+                .collect();
+            println!("keep {} snapshots:", kept.len());
+            print_snapshot_table(&kept, Some(&reasons));
+            if !gone.is_empty() {
+                println!("remove {} snapshots:", gone.len());
+                print_snapshot_table(&gone, None);
+            }
+            println!();
+        }
+    }
+    if a.prune_args.dry_run {
+        if !cli.quiet && !cli.json {
+            println!("dry run: would remove {} snapshots", remove.len());
+        }
+        return Ok(0);
+    }
+    for id in &remove {
+        l.check()?;
+        repo.backend().remove(FileType::Snapshot, &id.to_hex())?;
+    }
+    if !cli.quiet && !cli.json {
+        println!("removed {} snapshots", remove.len());
+    }
+    if a.prune && !remove.is_empty() {
+        run_prune(cli, &repo, &a.prune_args, &l)?;
+    }
+    Ok(0)
+}
+
+fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGuard) -> Result<()> {
+    let opts = PruneOptions {
+        dry_run: a.dry_run,
+        max_unused: a.max_unused.parse()?,
+        max_repack_size: a
+            .max_repack_size
+            .as_deref()
+            .map(prune::parse_size)
+            .transpose()?,
+        repack_uncompressed: a.repack_uncompressed,
+    };
+    let r = prune::prune(repo, &opts, Some(l))?;
+    if cli.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["message_type"] = "summary".into();
+        print_json(&v)?;
+    } else if !cli.quiet {
+        println!(
+            "{}snapshots: {}",
+            if r.dry_run { "dry run; " } else { "" },
+            r.snapshots
+        );
+        println!("used:   {} blobs, {}", r.blobs_used, bytes(r.bytes_used));
+        println!(
+            "unused: {} blobs, {}",
+            r.blobs_unused,
+            bytes(r.bytes_unused)
+        );
+        println!(
+            "packs kept:     {:>6}, {}",
+            r.packs_kept,
+            bytes(r.bytes_kept)
+        );
+        println!(
+            "packs repacked: {:>6}, {}",
+            r.packs_repacked,
+            bytes(r.bytes_repacked)
+        );
+        println!(
+            "packs deleted:  {:>6}, {} ({} not in any index)",
+            r.packs_deleted + r.packs_unindexed_deleted,
+            bytes(r.bytes_deleted),
+            r.packs_unindexed_deleted
+        );
+        println!("unused space left: {}", bytes(r.unused_after));
+        if !r.dry_run {
+            println!(
+                "wrote {} packs ({}) and {} index files; deleted {} index files",
+                r.packs_written,
+                bytes(r.bytes_written),
+                r.index_files_written,
+                r.index_files_deleted
+            );
+        }
+    }
+    Ok(())
+}
+
+fn stats_cmd(cli: &Cli, ids: &[String], mode: &str, filter: &Filter) -> Result<u8> {
+    let repo = open(cli)?;
+    let _l = lock(cli, &repo, false)?;
+    let snaps = select_snapshots(&repo, ids, filter)?;
+    let index = Index::load(&repo)?;
+    let v = match mode {
+        "restore-size" => {
+            let (mut size, mut files) = (0u64, 0u64);
+            for (_, s) in &snaps {
+                cista::tree::walk(&repo, &index, &s.tree, "", &mut |_, n| {
+                    if n.kind != NodeKind::Dir {
+                        files += 1;
+                        size += n.size;
+                    }
+                    Ok(())
+                })?;
+            }
+            serde_json::json!({"snapshots_count": snaps.len(), "total_size": size, "total_file_count": files})
+        }
+        "raw-data" => {
+            let mut seen = std::collections::HashSet::new();
+            let (mut raw, mut stored) = (0u64, 0u64);
+            let mut add = |ty: BlobType, id: &Id| -> Result<()> {
+                if seen.insert((ty, *id)) {
+                    let loc = index
+                        .get(ty, id)
+                        .ok_or_else(|| anyhow!("{} blob {id} is not in the index", ty.name()))?;
+                    raw += loc.raw_len as u64;
+                    stored += loc.length as u64;
+                }
+                Ok(())
+            };
+            for (_, s) in &snaps {
+                add(BlobType::Tree, &s.tree)?;
+                cista::tree::walk(&repo, &index, &s.tree, "", &mut |_, n| {
+                    for b in &n.content {
+                        add(BlobType::Data, b).map_err(|e| Error::Invalid(e.to_string()))?;
+                    }
+                    if let Some(t) = n.subtree {
+                        add(BlobType::Tree, &t).map_err(|e| Error::Invalid(e.to_string()))?;
+                    }
+                    Ok(())
+                })?;
+            }
+            serde_json::json!({
+                "snapshots_count": snaps.len(),
+                "total_blob_count": seen.len(),
+                "total_uncompressed_size": raw,
+                "total_size": stored,
+                "compression_ratio": if stored > 0 { raw as f64 / stored as f64 } else { 0.0 },
+            })
+        }
+        other => bail!("unknown stats mode {other:?}: use restore-size or raw-data"),
+    };
+    if cli.json {
+        print_json(&v)?;
+    } else {
+        println!("stats in {mode} mode:");
+        for (k, val) in v.as_object().expect("object") {
+            let shown = match (k.as_str(), val.as_u64()) {
+                ("total_size" | "total_uncompressed_size", Some(b)) => bytes(b),
+                _ => val.to_string(),
+            };
+            println!("  {k}: {shown}");
+        }
+    }
     Ok(0)
 }

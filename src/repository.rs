@@ -311,6 +311,35 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// Rewrites a snapshot's tags: the new snapshot is written first (recording the id it
+    /// replaces), then the old one deleted. Returns the new id, or `None` when nothing changed.
+    pub fn change_tags(
+        &self,
+        id: &SnapshotId,
+        add: &[String],
+        remove: &[String],
+        set: Option<&[String]>,
+    ) -> Result<Option<SnapshotId>> {
+        let old = self.load_snapshot(id)?;
+        let mut s = old.clone();
+        if let Some(set) = set {
+            s.tags = set.to_vec();
+        }
+        s.tags.retain(|t| !remove.contains(t));
+        s.tags.extend(add.iter().cloned());
+        s.tags.sort();
+        s.tags.dedup();
+        if s.tags == old.tags {
+            return Ok(None);
+        }
+        s.original = Some(old.original.unwrap_or(*id));
+        let new = self.save_snapshot(&s)?;
+        self.be.remove(FileType::Snapshot, &id.to_hex())?;
+        Ok(Some(new))
+    }
+}
+
 /// Oldest first; ties broken by id so the order is stable.
 pub fn sort_snapshots(v: &mut [(SnapshotId, Snapshot)]) {
     v.sort_by_cached_key(|(id, s)| (s.timestamp().unwrap_or_default(), *id));

@@ -100,7 +100,7 @@ impl Planner<'_> {
                 || self
                     .includes
                     .as_ref()
-                    .map_or(true, |g| g.is_match(&snap_path));
+                    .is_none_or(|g| g.is_match(&snap_path));
             let dest = dest.join(OsStr::from_bytes(&node.name));
             if node.kind == NodeKind::Dir {
                 let pos = self.items.len();

@@ -48,3 +48,22 @@ pub fn find_node(repo: &Repository, index: &Index, root: &TreeId, path: &str) ->
     }
     Ok(node)
 }
+
+/// Calls `f` with the path and node of every entry below the tree `root`, depth first.
+pub fn walk(
+    repo: &Repository,
+    index: &Index,
+    root: &TreeId,
+    dir: &str,
+    f: &mut dyn FnMut(&str, &Node) -> Result<()>,
+) -> Result<()> {
+    let tree = load_tree(repo, index, root)?;
+    for n in &tree.nodes {
+        let p = format!("{dir}/{}", n.name_lossy());
+        f(&p, n)?;
+        if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
+            walk(repo, index, &sub, &p, f)?;
+        }
+    }
+    Ok(())
+}

@@ -14,12 +14,36 @@ use cista::index::Index;
 use cista::{InitOptions, Repository};
 use common::*;
 
-/// Fails every write after the first `ok_writes`, like a disk that fills or a link that drops.
+/// Fails every write (and, with `fail_removes`, every delete) after the first `ok_writes`
+/// mutations, like a disk that fills, a link that drops, or a process killed at that point.
 #[derive(Debug)]
 struct FailingBackend {
     inner: LocalBackend,
     ok_writes: usize,
     writes: AtomicUsize,
+    fail_removes: bool,
+}
+
+impl FailingBackend {
+    fn new(root: &std::path::Path, ok_writes: usize, fail_removes: bool) -> Self {
+        FailingBackend {
+            inner: LocalBackend::new(root),
+            ok_writes,
+            writes: AtomicUsize::new(0),
+            fail_removes,
+        }
+    }
+
+    fn fail(&self, t: FileType, name: &str) -> cista::Result<()> {
+        if t != FileType::Lock && self.writes.fetch_add(1, Ordering::SeqCst) >= self.ok_writes {
+            return Err(cista::Error::Backend {
+                op: "write",
+                path: name.to_string(),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Backend for FailingBackend {
@@ -42,19 +66,16 @@ impl Backend for FailingBackend {
         self.inner.read_range(t, name, offset, length)
     }
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
-        if t != FileType::Lock && self.writes.fetch_add(1, Ordering::SeqCst) >= self.ok_writes {
-            return Err(cista::Error::Backend {
-                op: "write",
-                path: name.to_string(),
-                source: std::io::Error::other("injected failure"),
-            });
-        }
+        self.fail(t, name)?;
         self.inner.write(t, name, data)
     }
     fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
         self.inner.list(t)
     }
     fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
+        if self.fail_removes {
+            self.fail(t, name)?;
+        }
         self.inner.remove(t, name)
     }
 }
@@ -86,11 +107,7 @@ fn failing_backend_never_leaves_damage() {
     // Fail at the first write, then the second, and so on, until a backup gets through.
     let mut failures = 0;
     for ok_writes in 0..100 {
-        let be = Arc::new(FailingBackend {
-            inner: LocalBackend::new(env.repo()),
-            ok_writes,
-            writes: AtomicUsize::new(0),
-        });
+        let be = Arc::new(FailingBackend::new(&env.repo(), ok_writes, false));
         let frepo = Repository::open(be, PASSWORD.as_bytes()).unwrap();
         let index = Index::load(&frepo).unwrap();
         let opts = BackupOptions {
@@ -170,4 +187,72 @@ fn killed_backups_leave_a_checkable_repository() {
     ]);
     assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
     env.ok(&["check", "--read-data"]);
+}
+
+/// Prune stopped at every one of its writes and deletes in turn (as a kill would stop it):
+/// each time the repository checks clean and every snapshot restores.
+#[test]
+fn prune_stopped_at_every_step_never_damages() {
+    let env = Env::empty();
+    env.ok(&["init", "--pack-size", "1"]);
+    let src = env.path("src");
+    for night in 0..3u64 {
+        for i in 0..60u64 {
+            // The first night writes every file, later nights a third each, so the first
+            // night's packs end up partly used.
+            if night == 0 || i % 3 == night - 1 {
+                write(&src.join(format!("f{i}")), &bytes(30_000, night * 100 + i));
+            }
+        }
+        env.ok(&["backup", src.to_str().unwrap()]);
+    }
+    let expected = snapshot_meta(&src);
+    env.ok(&["forget", "--keep-last", "1"]);
+    let pristine = env.path("pristine");
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(env.repo())
+        .arg(&pristine)
+        .status()
+        .unwrap()
+        .success());
+    let opts = cista::prune::PruneOptions {
+        max_unused: cista::prune::MaxUnused::Bytes(0),
+        ..Default::default()
+    };
+    let mut steps = 0;
+    for ok in 0..10_000 {
+        let _ = std::fs::remove_dir_all(env.repo());
+        assert!(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&pristine)
+            .arg(env.repo())
+            .status()
+            .unwrap()
+            .success());
+        let repo = Repository::open(
+            Arc::new(FailingBackend::new(&env.repo(), ok, true)),
+            PASSWORD.as_bytes(),
+        )
+        .unwrap();
+        let done = cista::prune::prune(&repo, &opts, None);
+        let clean =
+            Repository::open(Arc::new(LocalBackend::new(env.repo())), PASSWORD.as_bytes()).unwrap();
+        full_check(&clean);
+        if let Ok(r) = done {
+            assert!(r.packs_repacked > 0 && r.packs_deleted > 0, "{r:?}");
+            steps = ok;
+            break;
+        }
+    }
+    assert!(steps > 5, "prune finished after {steps} steps");
+    let t = env.path("r");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
 }

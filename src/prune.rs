@@ -1,0 +1,415 @@
+//! `prune`: delete what no snapshot uses, repacking partly used packs.
+//!
+//! Safe order, so that a kill at any point leaves a repository `check` calls sound:
+//! 1. find every blob the snapshots reach (abort, deleting nothing, if one is missing);
+//! 2. copy the used blobs of packs chosen for repacking into new packs (each blob is opened and
+//!    verified first, so damage is never copied);
+//! 3. write new index files naming only used blobs, superseding all old ones;
+//! 4. delete the old index files;
+//! 5. delete packs no index names any more.
+//!
+//! Steps 2–3 leave at most unindexed packs behind; after step 3 every index entry points at a
+//! pack that exists until step 5, which only removes packs the new index does not name.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::backend::{write_content_addressed, FileType};
+use crate::error::{Error, Result};
+use crate::format::{self, BlobEntry, BlobType, FileKind, IndexFile, IndexPack, NodeKind};
+use crate::id::{BlobId, Id, PackId, TreeId};
+use crate::index::{load_index_file, Index};
+use crate::lock::LockGuard;
+use crate::pack::{parse_pack, PackWriter};
+use crate::repository::Repository;
+use crate::tree::load_tree;
+
+/// How much unused space may remain in partly used packs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxUnused {
+    /// Percent of the repository's size after prune.
+    Percent(f64),
+    Bytes(u64),
+    Unlimited,
+}
+
+impl std::str::FromStr for MaxUnused {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<MaxUnused> {
+        let s = s.trim();
+        if s == "unlimited" {
+            return Ok(MaxUnused::Unlimited);
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p
+                .parse()
+                .map_err(|_| Error::Invalid(format!("--max-unused {s:?}")))?;
+            if !(0.0..100.0).contains(&p) {
+                return Err(Error::Invalid(format!(
+                    "--max-unused {s:?}: percent must be in 0..100"
+                )));
+            }
+            return Ok(MaxUnused::Percent(p));
+        }
+        Ok(MaxUnused::Bytes(parse_size(s)?))
+    }
+}
+
+/// Parses `200M`, `1G`, `4096`, `10k` (binary units).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_lowercase() {
+                'b' => 1,
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                _ => return Err(Error::Invalid(format!("size {s:?}: unknown unit {c}"))),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("size {s:?} is not a number")))?;
+    n.checked_mul(mul)
+        .ok_or_else(|| Error::Invalid(format!("size {s:?} is too large")))
+}
+
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    pub dry_run: bool,
+    pub max_unused: MaxUnused,
+    pub max_repack_size: Option<u64>,
+    pub repack_uncompressed: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            max_unused: MaxUnused::Percent(5.0),
+            max_repack_size: None,
+            repack_uncompressed: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub snapshots: usize,
+    pub blobs_used: usize,
+    pub blobs_unused: usize,
+    pub bytes_used: u64,
+    pub bytes_unused: u64,
+    pub packs_kept: usize,
+    pub bytes_kept: u64,
+    pub packs_repacked: usize,
+    pub bytes_repacked: u64,
+    pub packs_deleted: usize,
+    pub bytes_deleted: u64,
+    pub packs_unindexed_deleted: usize,
+    pub packs_written: usize,
+    pub bytes_written: u64,
+    pub index_files_written: usize,
+    pub index_files_deleted: usize,
+    pub unused_after: u64,
+}
+
+/// Every blob reachable from a snapshot. Fails if any tree cannot be loaded or any data blob
+/// is missing from the index: pruning on a partial view would delete data still needed.
+pub fn used_blobs(
+    repo: &Repository,
+    index: &Index,
+) -> Result<(usize, HashSet<(BlobType, BlobId)>)> {
+    let snaps = repo.snapshots()?;
+    let mut used = HashSet::new();
+    let mut level: Vec<TreeId> = Vec::new();
+    for (_, s) in &snaps {
+        if used.insert((BlobType::Tree, s.tree)) {
+            level.push(s.tree);
+        }
+    }
+    while !level.is_empty() {
+        let found: Vec<(Vec<TreeId>, Vec<BlobId>)> = level
+            .par_iter()
+            .map(|t| {
+                let tree = load_tree(repo, index, t)?;
+                let mut subs = Vec::new();
+                let mut data = Vec::new();
+                for n in tree.nodes {
+                    match n.kind {
+                        NodeKind::Dir => subs.extend(n.subtree),
+                        NodeKind::File => data.extend(n.content),
+                        _ => {}
+                    }
+                }
+                Ok((subs, data))
+            })
+            .collect::<Result<_>>()?;
+        let mut next = Vec::new();
+        for (subs, data) in found {
+            for d in data {
+                if used.insert((BlobType::Data, d)) && !index.contains(BlobType::Data, &d) {
+                    return Err(Error::NotFound {
+                        what:
+                            "data blob (referenced by a snapshot; nothing was deleted, run check)",
+                        id: d.to_hex(),
+                    });
+                }
+            }
+            for s in subs {
+                if used.insert((BlobType::Tree, s)) {
+                    next.push(s);
+                }
+            }
+        }
+        level = next;
+    }
+    Ok((snaps.len(), used))
+}
+
+struct PackPlan {
+    id: PackId,
+    size: u64,
+    /// Entries whose copy in this pack is the one kept.
+    keep: Vec<BlobEntry>,
+    unused_bytes: u64,
+    uncompressed: bool,
+}
+
+/// Runs prune. The caller holds an exclusive lock, checked before anything is deleted.
+pub fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    lock: Option<&LockGuard>,
+) -> Result<PruneReport> {
+    let index = Index::load(repo)?;
+    let index_ids = index.index_files().to_vec();
+    let files: Vec<IndexFile> = index_ids
+        .par_iter()
+        .map(|id| load_index_file(repo, id))
+        .collect::<Result<_>>()?;
+    let stored: HashMap<PackId, u64> = repo
+        .backend()
+        .list(FileType::Pack)?
+        .into_iter()
+        .filter_map(|(n, s)| Some((n.parse().ok()?, s)))
+        .collect();
+    let (snapshots, used) = used_blobs(repo, &index)?;
+    let mut rep = PruneReport {
+        dry_run: opts.dry_run,
+        snapshots,
+        ..Default::default()
+    };
+
+    // The first indexed copy of a used blob is kept; other copies count as unused.
+    let mut claimed: HashSet<(BlobType, BlobId)> = HashSet::new();
+    let mut plans: Vec<PackPlan> = Vec::new();
+    let mut seen_packs = HashSet::new();
+    for p in files.iter().flat_map(|f| f.packs.iter()) {
+        if !seen_packs.insert(p.id) {
+            continue;
+        }
+        let size = stored.get(&p.id).copied();
+        let mut plan = PackPlan {
+            id: p.id,
+            size: size.unwrap_or(0),
+            keep: Vec::new(),
+            unused_bytes: 0,
+            uncompressed: false,
+        };
+        for e in &p.blobs {
+            let k = (e.ty, e.id);
+            if used.contains(&k) && size.is_some() && claimed.insert(k) {
+                plan.uncompressed |=
+                    e.length as u64 == e.raw_len as u64 + crate::crypto::SEAL_OVERHEAD as u64 + 9;
+                plan.keep.push(*e);
+            } else {
+                plan.unused_bytes += e.length as u64;
+            }
+        }
+        if size.is_some() {
+            plans.push(plan);
+        }
+    }
+    if let Some(missing) = used.iter().find(|k| !claimed.contains(k)) {
+        return Err(Error::NotFound {
+            what: "blob (its pack is missing; nothing was deleted, run check)",
+            id: missing.1.to_hex(),
+        });
+    }
+    rep.blobs_used = claimed.len();
+    rep.blobs_unused = files
+        .iter()
+        .flat_map(|f| f.packs.iter())
+        .map(|p| p.blobs.len())
+        .sum::<usize>()
+        - claimed.len();
+    rep.bytes_used = plans
+        .iter()
+        .flat_map(|p| p.keep.iter())
+        .map(|e| e.length as u64)
+        .sum();
+    rep.bytes_unused = plans.iter().map(|p| p.unused_bytes).sum();
+
+    // Decide per pack: delete (nothing used), keep, or repack.
+    let (mut delete, mut partly, mut keep): (Vec<&PackPlan>, Vec<&PackPlan>, Vec<&PackPlan>) =
+        (vec![], vec![], vec![]);
+    for p in &plans {
+        if p.keep.is_empty() {
+            delete.push(p);
+        } else if p.unused_bytes > 0 || (opts.repack_uncompressed && p.uncompressed) {
+            partly.push(p);
+        } else {
+            keep.push(p);
+        }
+    }
+    let limit = match opts.max_unused {
+        MaxUnused::Unlimited => u64::MAX,
+        MaxUnused::Bytes(b) => b,
+        MaxUnused::Percent(pc) => (rep.bytes_used as f64 * pc / (100.0 - pc)) as u64,
+    };
+    let mut unused_left: u64 = partly.iter().map(|p| p.unused_bytes).sum();
+    partly.sort_by(|a, b| {
+        let ra = a.unused_bytes as f64 / a.size.max(1) as f64;
+        let rb = b.unused_bytes as f64 / b.size.max(1) as f64;
+        rb.partial_cmp(&ra).unwrap().then(a.id.cmp(&b.id))
+    });
+    let mut repack: Vec<&PackPlan> = Vec::new();
+    let mut repack_bytes = 0u64;
+    for p in partly {
+        let forced = opts.repack_uncompressed && p.uncompressed;
+        let within_budget = opts
+            .max_repack_size
+            .is_none_or(|m| repack_bytes + p.size <= m);
+        if (forced || unused_left > limit) && within_budget {
+            unused_left -= p.unused_bytes;
+            repack_bytes += p.size;
+            repack.push(p);
+        } else {
+            keep.push(p);
+        }
+    }
+    let indexed: HashSet<PackId> = plans.iter().map(|p| p.id).collect();
+    let unindexed: Vec<(PackId, u64)> = stored
+        .iter()
+        .filter(|(id, _)| !indexed.contains(id))
+        .map(|(i, s)| (*i, *s))
+        .collect();
+    rep.packs_kept = keep.len();
+    rep.bytes_kept = keep.iter().map(|p| p.size).sum();
+    rep.packs_repacked = repack.len();
+    rep.bytes_repacked = repack_bytes;
+    rep.packs_deleted = delete.len();
+    rep.bytes_deleted =
+        delete.iter().map(|p| p.size).sum::<u64>() + unindexed.iter().map(|(_, s)| s).sum::<u64>();
+    rep.packs_unindexed_deleted = unindexed.len();
+    rep.unused_after = unused_left;
+    if opts.dry_run {
+        return Ok(rep);
+    }
+    let nothing_to_do =
+        repack.is_empty() && delete.is_empty() && unindexed.is_empty() && rep.blobs_unused == 0;
+    if nothing_to_do {
+        return Ok(rep);
+    }
+    let check_lock = || lock.map_or(Ok(()), |l| l.check());
+    check_lock()?;
+
+    // 2. Repack.
+    let mut new_packs: Vec<IndexPack> = Vec::new();
+    let mut writers: HashMap<BlobType, PackWriter> = HashMap::new();
+    let level = Some(repo.config().compression_level);
+    let flush =
+        |w: PackWriter, new_packs: &mut Vec<IndexPack>, rep: &mut PruneReport| -> Result<()> {
+            if w.is_empty() {
+                return Ok(());
+            }
+            let p = w.finish(repo.keys());
+            write_content_addressed(&**repo.backend(), FileType::Pack, &p.id.to_hex(), &p.bytes)?;
+            rep.packs_written += 1;
+            rep.bytes_written += p.bytes.len() as u64;
+            new_packs.push(IndexPack {
+                id: p.id,
+                blobs: p.entries,
+            });
+            Ok(())
+        };
+    for p in &repack {
+        let bytes = repo.backend().read(FileType::Pack, &p.id.to_hex())?;
+        parse_pack(repo, &p.id, &bytes)?;
+        for e in &p.keep {
+            let sealed = bytes
+                .get(e.offset as usize..e.offset as usize + e.length as usize)
+                .ok_or_else(|| {
+                    Error::corrupt("pack", p.id, format!("blob {} lies beyond the pack", e.id))
+                })?;
+            let raw = crate::pack::open_blob(repo, e.ty, &e.id, &p.id, sealed)?;
+            let w = writers.entry(e.ty).or_insert_with(|| PackWriter::new(0));
+            let uncompressed =
+                e.length as u64 == e.raw_len as u64 + crate::crypto::SEAL_OVERHEAD as u64 + 9;
+            if opts.repack_uncompressed && uncompressed {
+                w.add(
+                    e.ty,
+                    e.id,
+                    &format::seal_blob(repo.keys(), e.ty, &e.id, &raw, level),
+                    raw.len() as u32,
+                );
+            } else {
+                w.add(e.ty, e.id, sealed, e.raw_len);
+            }
+            if w.len() >= repo.config().pack_size as usize {
+                let full = std::mem::replace(w, PackWriter::new(0));
+                flush(full, &mut new_packs, &mut rep)?;
+            }
+        }
+    }
+    for (_, w) in writers.drain() {
+        flush(w, &mut new_packs, &mut rep)?;
+    }
+
+    // 3. New index: kept packs with their used entries, plus the new packs.
+    let mut all: Vec<IndexPack> = keep
+        .iter()
+        .map(|p| IndexPack {
+            id: p.id,
+            blobs: p.keep.clone(),
+        })
+        .collect();
+    all.extend(new_packs);
+    all.sort_by_key(|p| p.id);
+    for chunk in all.chunks(256) {
+        let f = IndexFile {
+            supersedes: index_ids.clone(),
+            packs: chunk.to_vec(),
+        };
+        repo.save_file(FileKind::Index, FileType::Index, &f.encode())?;
+        rep.index_files_written += 1;
+    }
+
+    // 4. Old index files, then 5. packs nothing names.
+    check_lock()?;
+    for id in &index_ids {
+        repo.backend().remove(FileType::Index, &id.to_hex())?;
+        rep.index_files_deleted += 1;
+    }
+    check_lock()?;
+    let doomed: Vec<Id> = delete
+        .iter()
+        .map(|p| p.id)
+        .chain(repack.iter().map(|p| p.id))
+        .chain(unindexed.iter().map(|(i, _)| *i))
+        .collect();
+    for id in doomed {
+        repo.backend().remove(FileType::Pack, &id.to_hex())?;
+    }
+    Ok(rep)
+}
