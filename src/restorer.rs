@@ -51,6 +51,9 @@ pub struct RestoreSummary {
     pub errors: Vec<String>,
 }
 
+/// Blobs of one file fetched and opened in parallel at a time.
+const RESTORE_WINDOW: usize = 8;
+
 struct Item {
     /// Path inside the snapshot, `/`-separated, for patterns and messages.
     snap_path: String,
@@ -330,23 +333,45 @@ fn write_file(
     let r = (|| -> Result<u64> {
         let mut h = blake3::Hasher::new();
         let mut pos = 0u64;
-        let mut last: Option<(BlobId, Vec<u8>)> = None;
         let mut pending_seek = false;
-        for id in &node.content {
-            if last.as_ref().map(|l| l.0) != Some(*id) {
-                last = Some((*id, read_blob(repo, index, BlobType::Data, id)?));
+        // Blobs are fetched and opened a window at a time in parallel, so one large file keeps
+        // every core busy; they are written and hashed in order. A blob repeated back to back
+        // (runs of zeros) is fetched once.
+        let mut last: Option<(BlobId, std::sync::Arc<Vec<u8>>, bool)> = None;
+        for window in node.content.chunks(RESTORE_WINDOW) {
+            let mut wanted: Vec<BlobId> = window.to_vec();
+            wanted.dedup();
+            if let Some((id, _, _)) = &last {
+                wanted.retain(|w| w != id);
             }
-            let data = &last.as_ref().unwrap().1;
-            h.update(data);
-            if sparse && data.iter().all(|&b| b == 0) {
-                f.seek(SeekFrom::Current(data.len() as i64))
-                    .map_err(|e| io("seek", e))?;
-                pending_seek = true;
-            } else {
-                f.write_all(data).map_err(|e| io("write", e))?;
-                pending_seek = false;
+            let mut fetched: HashMap<BlobId, (std::sync::Arc<Vec<u8>>, bool)> = wanted
+                .par_iter()
+                .map(|id| {
+                    let d = read_blob(repo, index, BlobType::Data, id)?;
+                    let zero = sparse && d.iter().all(|&b| b == 0);
+                    Ok((*id, (std::sync::Arc::new(d), zero)))
+                })
+                .collect::<Result<_>>()?;
+            if let Some((id, d, z)) = &last {
+                fetched.insert(*id, (d.clone(), *z));
             }
-            pos += data.len() as u64;
+            for id in window {
+                if last.as_ref().map(|l| l.0) != Some(*id) {
+                    let (d, z) = fetched.get(id).expect("fetched above");
+                    last = Some((*id, d.clone(), *z));
+                }
+                let (_, data, zero) = last.as_ref().expect("set above");
+                h.update(data);
+                if *zero {
+                    f.seek(SeekFrom::Current(data.len() as i64))
+                        .map_err(|e| io("seek", e))?;
+                    pending_seek = true;
+                } else {
+                    f.write_all(data).map_err(|e| io("write", e))?;
+                    pending_seek = false;
+                }
+                pos += data.len() as u64;
+            }
         }
         if pending_seek {
             f.set_len(pos).map_err(|e| io("set length", e))?;
