@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use cista::archiver::{self, BackupOptions, Source};
-use cista::backend::{Backend, FileType, LocalBackend};
+use cista::backend::{Backend, FileType};
 use cista::checker::{self, CheckOptions, Subset};
 use cista::forget::{self, GroupKey, KeepPolicy};
 use cista::format::{BlobType, FileKind, IndexFile, Node, NodeKind, Snapshot, Tree};
@@ -37,9 +37,14 @@ const EXIT_WRONG_PASSWORD: u8 = 12;
     max_term_width = 100
 )]
 struct Cli {
-    /// Repository location: a path or file:///path.
+    /// Repository location: a path, file:///path, s3://bucket/prefix, gs://bucket/prefix or
+    /// az://container/prefix.
     #[arg(short = 'r', long = "repo", env = "CISTA_REPOSITORY", global = true)]
     repo: Option<String>,
+    /// Object store setting as key=value (object_store's key names, e.g.
+    /// aws_endpoint=http://127.0.0.1:9000); repeatable.
+    #[arg(short = 'o', long = "option", global = true)]
+    option: Vec<String>,
     /// Read the password from this file's first line.
     #[arg(long, env = "CISTA_PASSWORD_FILE", global = true)]
     password_file: Option<PathBuf>,
@@ -352,14 +357,14 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
         .repo
         .as_deref()
         .ok_or_else(|| anyhow!("no repository given: use -r/--repo or set CISTA_REPOSITORY"))?;
-    let path = loc.strip_prefix("file://").unwrap_or(loc);
-    if let Some((scheme, _)) = path.split_once("://") {
-        bail!("repository scheme {scheme}:// is not supported by this build (local paths and file:// are)");
+    let mut opts = Vec::new();
+    for o in &cli.option {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow!("option {o:?} is not key=value"))?;
+        opts.push((k.trim().to_string(), v.trim().to_string()));
     }
-    if path.is_empty() {
-        bail!("empty repository path");
-    }
-    Ok(Arc::new(LocalBackend::new(path)))
+    Ok(cista::backend::open_location(loc, &opts)?)
 }
 
 fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {

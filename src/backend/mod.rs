@@ -3,9 +3,11 @@
 
 mod local;
 mod mem;
+mod object;
 
 pub use local::LocalBackend;
 pub use mem::MemBackend;
+pub use object::{ObjectStoreBackend, MULTIPART_THRESHOLD};
 
 use crate::error::Result;
 
@@ -93,6 +95,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
     /// Deletes an object; deleting a missing object is not an error.
     fn remove(&self, t: FileType, name: &str) -> Result<()>;
+}
+
+/// Opens a repository location: a path or `file:///path` (local disk), or `s3://`, `gs://`,
+/// `az://` (object stores, configured from the environment and `options`).
+pub fn open_location(
+    location: &str,
+    options: &[(String, String)],
+) -> Result<std::sync::Arc<dyn Backend>> {
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    if path.contains("://") {
+        return Ok(std::sync::Arc::new(ObjectStoreBackend::open(
+            location, options,
+        )?));
+    }
+    if path.is_empty() {
+        return Err(crate::Error::Invalid("empty repository path".into()));
+    }
+    if !options.is_empty() {
+        return Err(crate::Error::Invalid(
+            "-o options apply to object stores only".into(),
+        ));
+    }
+    Ok(std::sync::Arc::new(LocalBackend::new(path)))
 }
 
 /// `write` that treats an existing object of the same name as success: for content-addressed

@@ -10,6 +10,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod s3;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn is_root() -> bool {
@@ -19,6 +21,8 @@ pub fn is_root() -> bool {
 /// A temporary directory holding a repository and whatever else a test needs.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Repository location when not the local `repo` directory (an object store URL).
+    pub location: Option<String>,
 }
 
 impl Env {
@@ -35,7 +39,22 @@ impl Env {
                 .prefix("cista-test")
                 .tempdir()
                 .unwrap(),
+            location: None,
         }
+    }
+
+    /// A fresh directory and an initialised repository in a new bucket of the test S3 server.
+    pub fn s3(name: &str) -> Env {
+        let mut e = Env::empty();
+        e.location = Some(format!("s3://{}/repo", s3::bucket(name)));
+        e.ok(&["init"]);
+        e
+    }
+
+    pub fn location(&self) -> String {
+        self.location
+            .clone()
+            .unwrap_or_else(|| self.repo().display().to_string())
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -48,7 +67,10 @@ impl Env {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cista"));
-        c.arg("-r").arg(self.repo()).args(args);
+        c.arg("-r").arg(self.location()).args(args);
+        if self.location.is_some() {
+            c.envs(s3::env_vars());
+        }
         c.env("CISTA_PASSWORD", PASSWORD);
         c.env_remove("CISTA_REPOSITORY");
         c.stdin(Stdio::null());
@@ -92,7 +114,12 @@ impl Env {
 
     /// Opens the repository through the library.
     pub fn open(&self) -> cista::Repository {
-        let be = std::sync::Arc::new(cista::backend::LocalBackend::new(self.repo()));
+        if self.location.is_some() {
+            for (k, v) in s3::env_vars() {
+                std::env::set_var(k, v);
+            }
+        }
+        let be = cista::backend::open_location(&self.location(), &[]).unwrap();
         cista::Repository::open(be, PASSWORD.as_bytes()).unwrap()
     }
 

@@ -1,0 +1,252 @@
+//! The same jobs on local disk and on a real S3-compatible server (moto on loopback).
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cista::backend::{Backend, FileType};
+use common::*;
+
+/// init → backup → incremental → check --read-data → restore --verify → forget → prune → check.
+fn main_job(env: &Env) {
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("big.bin"), &bytes(9 << 20, 3));
+    let first = env.backup(&[&src]);
+    write(&src.join("sub/new.txt"), &text(100_000, 4));
+    let second = env.backup(&[&src]);
+    assert_eq!(second["parent"], first["snapshot_id"]);
+    assert_eq!(second["files_new"], 1);
+    env.ok(&["check", "--read-data"]);
+    let expected = snapshot_meta(&src);
+    let t = env.path("restore");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    let o = env
+        .cmd(&["dump", "latest", &format!("{}/big.bin", src.display())])
+        .output()
+        .unwrap();
+    assert_eq!(o.stdout, bytes(9 << 20, 3));
+    env.ok(&["forget", "--keep-last", "1", "--prune", "--max-unused", "0"]);
+    env.ok(&["check", "--read-data"]);
+    let t2 = env.path("restore2");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t2.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_tree(&expected, &src, &t2.join(src.strip_prefix("/").unwrap()));
+    // Stdin backups too.
+    let mut c = env.cmd(&["backup", "--stdin", "--stdin-filename", "db.sql"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&text(2 << 20, 5))
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let o = env.cmd(&["dump", "latest", "db.sql"]).output().unwrap();
+    assert_eq!(o.stdout, text(2 << 20, 5));
+}
+
+#[test]
+fn main_job_on_local_disk() {
+    main_job(&Env::new());
+}
+
+#[test]
+fn main_job_on_s3() {
+    main_job(&Env::s3("mainjob"));
+}
+
+#[test]
+fn s3_backend_conformance() {
+    let env = Env::s3("conformance");
+    for (k, v) in s3::env_vars() {
+        std::env::set_var(k, v);
+    }
+    let be = cista::backend::open_location(&env.location(), &[]).unwrap();
+    let name = "ab".repeat(32);
+    be.write(FileType::Pack, &name, b"hello world").unwrap();
+    assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
+    assert_eq!(
+        be.read_range(FileType::Pack, &name, 6, 5).unwrap(),
+        b"world"
+    );
+    assert!(be.read_range(FileType::Pack, &name, 6, 50).is_err());
+    let e = be.write(FileType::Pack, &name, b"other").unwrap_err();
+    assert!(
+        matches!(e, cista::Error::Backend { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+        "{e}"
+    );
+    assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
+    assert!(be
+        .list(FileType::Pack)
+        .unwrap()
+        .contains(&(name.clone(), 11)));
+    assert!(be.read(FileType::Index, &name).unwrap_err().is_not_found());
+    // A large object goes up in parts.
+    let big = bytes((cista::backend::MULTIPART_THRESHOLD) + 1234, 9);
+    let bname = "cd".repeat(32);
+    be.write(FileType::Pack, &bname, &big).unwrap();
+    assert_eq!(be.read(FileType::Pack, &bname).unwrap(), big);
+    be.remove(FileType::Pack, &name).unwrap();
+    be.remove(FileType::Pack, &name).unwrap();
+    assert!(!be
+        .list(FileType::Pack)
+        .unwrap()
+        .iter()
+        .any(|(n, _)| *n == name));
+    // The config is a key of its own; a second init is refused.
+    let o = env.run(&["init"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn missing_bucket_and_wrong_password_on_s3() {
+    let env = Env::s3("codes");
+    let o = env
+        .cmd(&["snapshots"])
+        .env("CISTA_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(12));
+    let mut other = Env::empty();
+    other.location = Some(format!("s3://{}/nothing-here", s3::bucket("empty")));
+    let o = other.run(&["snapshots"]);
+    assert_eq!(
+        o.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Fails reads, writes and lists now and then (a flaky link), and truncates some reads.
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn Backend>,
+    calls: AtomicU64,
+    every: u64,
+}
+
+impl Flaky {
+    fn trip(&self, op: &'static str, name: &str) -> cista::Result<()> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) % self.every == self.every - 1 {
+            return Err(cista::Error::Backend {
+                op,
+                path: name.to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "injected timeout"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Backend for Flaky {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> cista::Result<()> {
+        self.inner.create()
+    }
+    fn read(&self, t: FileType, name: &str) -> cista::Result<Vec<u8>> {
+        self.trip("read", name)?;
+        self.inner.read(t, name)
+    }
+    fn read_range(
+        &self,
+        t: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> cista::Result<Vec<u8>> {
+        self.trip("read range", name)?;
+        let mut v = self.inner.read_range(t, name, offset, length)?;
+        if self.calls.load(Ordering::SeqCst) % 7 == 3 {
+            v.truncate(v.len() / 2);
+        }
+        Ok(v)
+    }
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
+        if t != FileType::Lock {
+            self.trip("write", name)?;
+        }
+        self.inner.write(t, name, data)
+    }
+    fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.inner.list(t)
+    }
+    fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
+        self.inner.remove(t, name)
+    }
+}
+
+#[test]
+fn flaky_store_fails_cleanly_and_check_passes() {
+    let env = Env::s3("flaky");
+    let src = env.path("src");
+    small_tree(&src);
+    for i in 0..8 {
+        write(&src.join(format!("f{i}")), &bytes(700_000, i));
+    }
+    for (k, v) in s3::env_vars() {
+        std::env::set_var(k, v);
+    }
+    let real = cista::backend::open_location(&env.location(), &[]).unwrap();
+    let mut ok = 0;
+    for every in [3u64, 5, 8, 13, 40, 1000] {
+        let be = Arc::new(Flaky {
+            inner: real.clone(),
+            calls: AtomicU64::new(0),
+            every,
+        });
+        let Ok(repo) = cista::Repository::open(be, PASSWORD.as_bytes()) else {
+            continue;
+        };
+        let Ok(index) = cista::index::Index::load(&repo) else {
+            continue;
+        };
+        let opts = cista::archiver::BackupOptions {
+            force: true,
+            ..Default::default()
+        };
+        if cista::archiver::backup(
+            &repo,
+            &index,
+            cista::archiver::Source::Paths(vec![src.clone()]),
+            &opts,
+            None,
+        )
+        .is_ok()
+        {
+            ok += 1;
+        }
+        env.ok(&["check", "--read-data"]);
+    }
+    assert!(ok >= 1, "no backup got through");
+    let t = env.path("r");
+    let expected = snapshot_meta(&src);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+}
