@@ -25,8 +25,15 @@ pub fn server() -> &'static S3Server {
     static S: OnceLock<S3Server> = OnceLock::new();
     S.get_or_init(|| {
         let port = free_port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        // A shell watches this test process and stops the server when it exits, so no server
+        // outlives the test run.
+        let script = format!(
+            "python3 -m moto.server -H 127.0.0.1 -p {port} & s=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $s",
+            parent = std::process::id()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
