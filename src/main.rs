@@ -63,6 +63,9 @@ struct Cli {
     /// Do not lock the repository (for read-only media; unsafe beside a prune).
     #[arg(long, global = true)]
     no_lock: bool,
+    /// Delete nothing but our own locks; forget, prune and tag refuse to run.
+    #[arg(long, env = "CISTA_APPEND_ONLY", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    append_only: bool,
     /// Wait up to this long for a locked repository (e.g. 30s, 5m).
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     retry_lock: Option<std::time::Duration>,
@@ -364,7 +367,12 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
             .ok_or_else(|| anyhow!("option {o:?} is not key=value"))?;
         opts.push((k.trim().to_string(), v.trim().to_string()));
     }
-    Ok(cista::backend::open_location(loc, &opts)?)
+    let be = cista::backend::open_location(loc, &opts)?;
+    Ok(if cli.append_only {
+        Arc::new(cista::backend::AppendOnly(be))
+    } else {
+        be
+    })
 }
 
 fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
@@ -426,6 +434,9 @@ fn lock(cli: &Cli, repo: &Repository, exclusive: bool) -> Result<Option<LockGuar
 }
 
 fn exclusive_lock(cli: &Cli, repo: &Repository) -> Result<LockGuard> {
+    if cli.append_only {
+        bail!("append-only mode: this command deletes or rewrites snapshots and data; run it from a host with delete rights");
+    }
     if cli.no_lock {
         bail!("this command deletes data and always locks the repository");
     }

@@ -146,3 +146,40 @@ fn snapshot_ids_prefixes_and_latest() {
     assert_eq!(cfg["version"], 1);
     assert_eq!(cfg["chunker"]["avg"], 1 << 20);
 }
+
+#[test]
+fn append_only_refuses_deletion_but_backs_up() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    let ao = |args: &[&str]| {
+        env.cmd(args)
+            .env("CISTA_APPEND_ONLY", "1")
+            .output()
+            .unwrap()
+    };
+    assert!(ao(&["backup", src.to_str().unwrap()]).status.success());
+    assert!(ao(&["backup", src.to_str().unwrap()]).status.success());
+    for args in [
+        &["forget", "--keep-last", "1"][..],
+        &["prune"][..],
+        &["tag", "--add", "x"][..],
+    ] {
+        let o = ao(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("append-only"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(env.count("snapshots"), 2);
+    assert_eq!(env.count("locks"), 0, "own locks are still removed");
+    // The library-level guard refuses deletes of anything but locks.
+    let be = cista::backend::AppendOnly(
+        cista::backend::open_location(env.repo().to_str().unwrap(), &[]).unwrap(),
+    );
+    use cista::backend::Backend;
+    let snaps = be.list(FileType::Snapshot).unwrap();
+    assert!(be.remove(FileType::Snapshot, &snaps[0].0).is_err());
+    assert_eq!(env.count("snapshots"), 2);
+}

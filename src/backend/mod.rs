@@ -120,6 +120,41 @@ pub fn open_location(
     Ok(std::sync::Arc::new(LocalBackend::new(path)))
 }
 
+/// A wrapper under which nothing but lock files can be deleted: for hosts whose credentials
+/// allow put, get and list only, and as a guard against a compromised host destroying backups.
+#[derive(Debug)]
+pub struct AppendOnly(pub std::sync::Arc<dyn Backend>);
+
+impl Backend for AppendOnly {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn create(&self) -> Result<()> {
+        self.0.create()
+    }
+    fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
+        self.0.read(t, name)
+    }
+    fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        self.0.read_range(t, name, offset, length)
+    }
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<()> {
+        self.0.write(t, name, data)
+    }
+    fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
+        self.0.list(t)
+    }
+    fn remove(&self, t: FileType, name: &str) -> Result<()> {
+        if t != FileType::Lock {
+            return Err(crate::Error::Invalid(format!(
+                "append-only mode: refusing to delete {}",
+                object_path(t, name)
+            )));
+        }
+        self.0.remove(t, name)
+    }
+}
+
 /// `write` that treats an existing object of the same name as success: for content-addressed
 /// names an existing object has the same content (or is damaged, which `check` reports).
 pub fn write_content_addressed(
