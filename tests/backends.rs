@@ -250,3 +250,24 @@ fn flaky_store_fails_cleanly_and_check_passes() {
     ]);
     assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
 }
+
+#[test]
+fn object_lock_bucket_backs_up_and_restores() {
+    let mut env = Env::empty();
+    env.location = Some(format!("s3://{}/repo", s3::locked_bucket("locked", 1)));
+    env.ok(&["init"]);
+    let src = env.path("src");
+    small_tree(&src);
+    let expected = snapshot_meta(&src);
+    env.backup(&[&src]);
+    env.ok(&["check", "--read-data"]);
+    let t = env.path("r");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+}

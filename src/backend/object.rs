@@ -51,6 +51,17 @@ fn io_err(e: object_store::Error) -> std::io::Error {
     std::io::Error::new(kind, e.to_string())
 }
 
+/// S3 asks puts into Object Lock buckets to name their checksum algorithm the way the AWS SDKs
+/// do; the checksum itself is the `x-amz-checksum-sha256` header object_store sends.
+fn checksum_headers() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-sdk-checksum-algorithm",
+        http::HeaderValue::from_static("SHA256"),
+    );
+    h
+}
+
 fn retry() -> RetryConfig {
     RetryConfig {
         max_retries: 10,
@@ -75,9 +86,23 @@ impl ObjectStoreBackend {
         let base = format!("{scheme}://{bucket}");
         let store: Arc<dyn ObjectStore> = match scheme {
             "s3" | "s3a" => {
-                let mut b = object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(&base)
-                    .with_retry(retry());
+                // A SHA-256 checksum on every upload: the store verifies what arrived, and buckets
+                // with Object Lock require one on every put.
+                // Client options first: the AWS_* variables below then adjust them (allow_http…).
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_client_options(
+                        object_store::ClientOptions::new().with_default_headers(checksum_headers()),
+                    )
+                    .with_retry(retry())
+                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+                for (k, v) in std::env::vars() {
+                    if let Some(rest) = k.strip_prefix("AWS_") {
+                        if let Ok(key) = format!("aws_{}", rest.to_ascii_lowercase()).parse() {
+                            b = b.with_config(key, v);
+                        }
+                    }
+                }
+                let mut b = b.with_url(&base);
                 // AWS_REGION is the ecosystem's usual name; object_store reads AWS_DEFAULT_REGION too.
                 if let Ok(r) = std::env::var("AWS_REGION") {
                     b = b.with_region(r);
