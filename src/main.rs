@@ -63,6 +63,13 @@ struct Cli {
     /// Do not lock the repository (for read-only media; unsafe beside a prune).
     #[arg(long, global = true)]
     no_lock: bool,
+    /// Local cache directory for index, snapshots and trees of remote repositories
+    /// (default $XDG_CACHE_HOME/cista or ~/.cache/cista).
+    #[arg(long, env = "CISTA_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Do not use the local cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
     /// Delete nothing but our own locks; forget, prune and tag refuse to run.
     #[arg(long, env = "CISTA_APPEND_ONLY", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     append_only: bool,
@@ -422,7 +429,23 @@ fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
 fn open(cli: &Cli) -> Result<Repository> {
     let be = backend(cli)?;
     let pw = password(cli, false)?;
-    Ok(Repository::open(be, &pw)?)
+    let repo = Repository::open(be, &pw)?;
+    // Local repositories are as fast to read as a cache would be.
+    let remote = cli
+        .repo
+        .as_deref()
+        .is_some_and(|r| r.contains("://") && !r.starts_with("file://"));
+    let cache = if cli.no_cache {
+        None
+    } else {
+        cli.cache_dir
+            .clone()
+            .or_else(cista::backend::default_cache_dir)
+    };
+    Ok(match cache {
+        Some(dir) if remote || cli.cache_dir.is_some() => repo.with_cache(&dir),
+        _ => repo,
+    })
 }
 
 fn lock(cli: &Cli, repo: &Repository, exclusive: bool) -> Result<Option<LockGuard>> {

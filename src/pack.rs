@@ -144,17 +144,46 @@ pub fn read_blob_at(
     Ok(raw)
 }
 
-/// Reads a blob through the index.
+/// Reads a blob through the index (and, for trees, the repository's cache).
 pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+    let what = if ty == BlobType::Tree {
+        "tree blob"
+    } else {
+        "data blob"
+    };
     let loc = index.get(ty, id).ok_or_else(|| Error::NotFound {
-        what: if ty == BlobType::Tree {
-            "tree blob"
-        } else {
-            "data blob"
-        },
+        what,
         id: id.to_hex(),
     })?;
-    read_blob_at(repo, ty, id, &loc)
+    let cache = repo
+        .tree_cache()
+        .filter(|_| ty == BlobType::Tree)
+        .map(|d| d.join(id.to_hex()));
+    if let Some(p) = &cache {
+        if let Ok(sealed) = std::fs::read(p) {
+            // The cached copy is the sealed blob: opening it re-checks the key and the id.
+            match format::open_blob(repo.keys(), ty, id, &sealed) {
+                Ok(raw) => return Ok(raw),
+                Err(_) => {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+    let sealed = repo.backend().read_range(
+        FileType::Pack,
+        &loc.pack.to_hex(),
+        loc.offset as u64,
+        loc.length as u64,
+    )?;
+    let raw = open_blob(repo, ty, id, &loc.pack, &sealed)?;
+    if raw.len() != loc.raw_len as usize {
+        return Err(Error::corrupt("blob", id, "length differs from the index"));
+    }
+    if let Some(p) = &cache {
+        crate::backend::cache_put_file(p, &sealed);
+    }
+    Ok(raw)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub struct Repository {
     keys: Keys,
     config: Config,
     chunker: Arc<Chunker>,
+    tree_cache: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -113,7 +114,25 @@ impl Repository {
             keys,
             config,
             chunker,
+            tree_cache: None,
         }
+    }
+
+    /// Keeps index files, snapshots, key files and tree blobs in a local cache under
+    /// `dir/<repository id>`, so that commands on a remote repository read them only once.
+    pub fn with_cache(mut self, dir: &std::path::Path) -> Repository {
+        let d = dir.join(self.config.id.to_hex());
+        self.be = Arc::new(crate::backend::CacheBackend::new(
+            self.be.clone(),
+            d.clone(),
+        ));
+        self.tree_cache = Some(d.join("trees"));
+        self
+    }
+
+    /// Where tree blobs are cached, if anywhere.
+    pub fn tree_cache(&self) -> Option<&std::path::Path> {
+        self.tree_cache.as_deref()
     }
 
     /// Opens a repository with a password.

@@ -271,3 +271,110 @@ fn object_lock_bucket_backs_up_and_restores() {
     ]);
     assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
 }
+
+/// Counts reads that reach the store.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn Backend>,
+    reads: AtomicU64,
+}
+
+impl Backend for Counting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> cista::Result<()> {
+        self.inner.create()
+    }
+    fn read(&self, t: FileType, name: &str) -> cista::Result<Vec<u8>> {
+        if t != FileType::Config && t != FileType::Key {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.read(t, name)
+    }
+    fn read_range(
+        &self,
+        t: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> cista::Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_range(t, name, offset, length)
+    }
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
+        self.inner.write(t, name, data)
+    }
+    fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
+        self.inner.list(t)
+    }
+    fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
+        self.inner.remove(t, name)
+    }
+}
+
+#[test]
+fn cache_serves_index_snapshots_and_trees() {
+    let env = Env::s3("cache");
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    for (k, v) in s3::env_vars() {
+        std::env::set_var(k, v);
+    }
+    let cache = env.path("cache");
+    let walk = |repo: &cista::Repository| {
+        let index = cista::index::Index::load(repo).unwrap();
+        let (_, snap) = repo
+            .resolve_snapshot("latest", &Default::default())
+            .unwrap();
+        let mut n = 0;
+        cista::tree::walk(repo, &index, &snap.tree, "", &mut |_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        n
+    };
+    let open = || {
+        let c = Arc::new(Counting {
+            inner: cista::backend::open_location(&env.location(), &[]).unwrap(),
+            reads: AtomicU64::new(0),
+        });
+        let repo = cista::Repository::open(c.clone(), PASSWORD.as_bytes())
+            .unwrap()
+            .with_cache(&cache);
+        (c, repo)
+    };
+    let (cold, repo) = open();
+    let entries = walk(&repo);
+    assert!(entries >= 7);
+    assert!(cold.reads.load(Ordering::SeqCst) > 3);
+    let (warm, repo) = open();
+    assert_eq!(walk(&repo), entries);
+    assert_eq!(
+        warm.reads.load(Ordering::SeqCst),
+        0,
+        "a warm cache reads nothing remote"
+    );
+    // A damaged cache entry is detected and fetched again.
+    for f in walk_files(&cache) {
+        let mut b = std::fs::read(&f).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        std::fs::write(&f, b).unwrap();
+    }
+    let (again, repo) = open();
+    assert_eq!(walk(&repo), entries);
+    assert!(again.reads.load(Ordering::SeqCst) > 0);
+    // The CLI uses the cache for remote repositories and works without it too.
+    let o = env
+        .cmd(&["ls", "latest"])
+        .env("CISTA_CACHE_DIR", env.path("cli-cache"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!walk_files(&env.path("cli-cache")).is_empty());
+    let o2 = env.cmd(&["--no-cache", "ls", "latest"]).output().unwrap();
+    assert_eq!(o.stdout, o2.stdout);
+}

@@ -1,9 +1,13 @@
 //! Storage: a small trait shaped like an object store (get, ranged get, put-if-absent, list,
 //! delete). A backend sees only names and sealed bytes, never keys or plaintext.
 
+mod cache;
 mod local;
 mod mem;
 mod object;
+
+pub(crate) use cache::put_file as cache_put_file;
+pub use cache::{default_cache_dir, CacheBackend};
 
 pub use local::LocalBackend;
 pub use mem::MemBackend;

@@ -72,6 +72,7 @@ impl Env {
             c.envs(s3::env_vars());
         }
         c.env("CISTA_PASSWORD", PASSWORD);
+        c.env("CISTA_CACHE_DIR", self.path("cache"));
         c.env_remove("CISTA_REPOSITORY");
         c.stdin(Stdio::null());
         c

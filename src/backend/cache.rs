@@ -1,0 +1,126 @@
+//! A local cache of the small, immutable objects every command reads: index files, snapshots
+//! and key files. Entries are the sealed bytes as stored, named as in the repository, checked
+//! against their name (the BLAKE3 of their bytes) on every read, and written through a
+//! temporary file and rename; a damaged or missing entry is fetched again. The cache may be
+//! deleted at any time. Tree blobs are cached by the repository layer (`Repository::with_cache`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Backend, FileType};
+use crate::error::Result;
+use crate::id::Id;
+
+#[derive(Debug)]
+pub struct CacheBackend {
+    inner: Arc<dyn Backend>,
+    dir: PathBuf,
+}
+
+fn cached(t: FileType) -> bool {
+    matches!(t, FileType::Index | FileType::Snapshot | FileType::Key)
+}
+
+/// Stores `data` under `path` atomically; failures only cost a later re-fetch.
+pub(crate) fn put_file(path: &Path, data: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    if fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(
+        ".tmp-{}",
+        hex::encode(crate::crypto::random_bytes::<8>())
+    ));
+    if fs::write(&tmp, data).is_ok() && fs::rename(&tmp, path).is_ok() {
+        return;
+    }
+    let _ = fs::remove_file(&tmp);
+}
+
+impl CacheBackend {
+    /// Caches `inner`'s objects under `dir` (one directory per repository).
+    pub fn new(inner: Arc<dyn Backend>, dir: PathBuf) -> CacheBackend {
+        CacheBackend { inner, dir }
+    }
+
+    fn path(&self, t: FileType, name: &str) -> PathBuf {
+        self.dir.join(t.dir()).join(name)
+    }
+}
+
+impl Backend for CacheBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn create(&self) -> Result<()> {
+        self.inner.create()
+    }
+
+    fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
+        if !cached(t) {
+            return self.inner.read(t, name);
+        }
+        let p = self.path(t, name);
+        if let Ok(b) = fs::read(&p) {
+            if Id::of_bytes(&b).to_hex() == name {
+                return Ok(b);
+            }
+            let _ = fs::remove_file(&p);
+        }
+        let b = self.inner.read(t, name)?;
+        if Id::of_bytes(&b).to_hex() == name {
+            put_file(&p, &b);
+        }
+        Ok(b)
+    }
+
+    fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        self.inner.read_range(t, name, offset, length)
+    }
+
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<()> {
+        self.inner.write(t, name, data)?;
+        if cached(t) {
+            put_file(&self.path(t, name), data);
+        }
+        Ok(())
+    }
+
+    fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
+        let l = self.inner.list(t)?;
+        if cached(t) {
+            // Drop entries the repository no longer has (deleted by prune or forget).
+            if let Ok(rd) = fs::read_dir(self.dir.join(t.dir())) {
+                for e in rd.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if !l.iter().any(|(x, _)| *x == n) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    fn remove(&self, t: FileType, name: &str) -> Result<()> {
+        self.inner.remove(t, name)?;
+        if cached(t) {
+            let _ = fs::remove_file(self.path(t, name));
+        }
+        Ok(())
+    }
+}
+
+/// The default cache directory: `CISTA_CACHE_DIR`, else `$XDG_CACHE_HOME/cista`, else
+/// `~/.cache/cista`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("CISTA_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("cista"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("cista"))
+}
