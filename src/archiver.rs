@@ -279,6 +279,30 @@ struct Content {
 }
 
 impl<'a> Archiver<'a> {
+    fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        opts: &'a BackupOptions,
+    ) -> Result<Archiver<'a>> {
+        Ok(Archiver {
+            repo,
+            index,
+            seen: Mutex::new(HashSet::new()),
+            packer: Packer {
+                data: Mutex::new(PackWriter::new(0)),
+                tree: Mutex::new(PackWriter::new(0)),
+                done: Mutex::new(Vec::new()),
+                index_files: Mutex::new(Vec::new()),
+            },
+            c: Counters::default(),
+            warnings: Mutex::new(Vec::new()),
+            excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
+            opts,
+            names: Mutex::new((HashMap::new(), HashMap::new())),
+            dry_run: opts.dry_run,
+        })
+    }
+
     /// Stores a blob unless the index or this run already has it.
     fn add_blob(&self, ty: BlobType, data: &[u8]) -> Result<BlobId> {
         let id = self.repo.keys().blob_id(data);
@@ -712,23 +736,7 @@ pub fn backup(
     let start = jiff::Zoned::now();
     let t0 = Instant::now();
     let host = opts.host.clone().unwrap_or_else(hostname);
-    let a = Archiver {
-        repo,
-        index,
-        seen: Mutex::new(HashSet::new()),
-        packer: Packer {
-            data: Mutex::new(PackWriter::new(0)),
-            tree: Mutex::new(PackWriter::new(0)),
-            done: Mutex::new(Vec::new()),
-            index_files: Mutex::new(Vec::new()),
-        },
-        c: Counters::default(),
-        warnings: Mutex::new(Vec::new()),
-        excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
-        opts,
-        names: Mutex::new((HashMap::new(), HashMap::new())),
-        dry_run: opts.dry_run,
-    };
+    let a = Archiver::new(repo, index, opts)?;
 
     let (root, paths, parent_id) = match source {
         Source::Paths(paths) => {
@@ -934,4 +942,125 @@ fn find_parent(
     let mut all = repo.snapshots()?;
     all.retain(|(_, s)| filter.matches(s) && s.paths == paths);
     Ok(all.pop())
+}
+
+/// Reads the concatenated content of a file node from another repository.
+struct BlobReader<'r> {
+    repo: &'r Repository,
+    index: &'r Index,
+    ids: std::vec::IntoIter<BlobId>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            let Some(id) = self.ids.next() else {
+                return Ok(0);
+            };
+            self.cur = crate::pack::read_blob(self.repo, self.index, BlobType::Data, &id)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Archiver<'_> {
+    /// Re-stores a tree of another repository: file contents are re-chunked, re-encrypted and
+    /// deduplicated against this repository; every file's digest is checked on the way.
+    fn copy_tree(&self, src: &Repository, sidx: &Index, tree: &TreeId) -> Result<Tree> {
+        let t = load_tree(src, sidx, tree)?;
+        let nodes = t
+            .nodes
+            .into_par_iter()
+            .map(|mut n| {
+                match n.kind {
+                    NodeKind::File => {
+                        let mut r = BlobReader {
+                            repo: src,
+                            index: sidx,
+                            ids: std::mem::take(&mut n.content).into_iter(),
+                            cur: Vec::new(),
+                            pos: 0,
+                        };
+                        let c = match self.store_stream(&mut r, n.size) {
+                            Ok(c) => c,
+                            Err(FileErr::Fatal(e)) => return Err(e),
+                            Err(FileErr::Source(e)) => {
+                                return Err(Error::Invalid(format!(
+                                    "reading {} from the source repository: {e}",
+                                    n.name_lossy()
+                                )))
+                            }
+                        };
+                        if n.digest.is_some_and(|d| d != c.digest) || c.size != n.size {
+                            return Err(Error::corrupt(
+                                "file",
+                                n.name_lossy(),
+                                "copied content differs from the source digest",
+                            ));
+                        }
+                        n.content = c.blobs;
+                        self.c.files.fetch_add(1, Relaxed);
+                        self.c.files_new.fetch_add(1, Relaxed);
+                    }
+                    NodeKind::Dir => {
+                        let sub = n.subtree.expect("decoded dirs have subtrees");
+                        let tree = self.copy_tree(src, sidx, &sub)?;
+                        self.finish_dir(&mut n, tree, None)?;
+                    }
+                    _ => {}
+                }
+                Ok(n)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tree { nodes })
+    }
+}
+
+/// The identity a copied snapshot carries: the first snapshot of its line of copies.
+pub fn copy_identity(id: &SnapshotId, s: &Snapshot) -> SnapshotId {
+    s.original.unwrap_or(*id)
+}
+
+/// Copies one snapshot of `src` into `dst` (re-chunked and re-encrypted for `dst`), unless
+/// `dst` already has a copy of it. Returns the new snapshot id, or `None` when skipped.
+/// Packs and index files are written as by a backup, so an interrupted copy resumes cheaply.
+pub fn copy_snapshot(
+    dst: &Repository,
+    dst_index: &Index,
+    src: &Repository,
+    src_index: &Index,
+    src_id: &SnapshotId,
+    snap: &Snapshot,
+    lock: Option<&LockGuard>,
+) -> Result<Option<SnapshotId>> {
+    let identity = copy_identity(src_id, snap);
+    if dst
+        .snapshots()?
+        .iter()
+        .any(|(id, s)| copy_identity(id, s) == identity || *id == identity)
+    {
+        return Ok(None);
+    }
+    let opts = BackupOptions::default();
+    let a = Archiver::new(dst, dst_index, &opts)?;
+    let mut root = a.copy_tree(src, src_index, &snap.tree)?;
+    let tree = a.add_blob(BlobType::Tree, &root.encode())?;
+    a.flush()?;
+    let copy = Snapshot {
+        tree,
+        parent: None,
+        original: Some(identity),
+        ..snap.clone()
+    };
+    if let Some(l) = lock {
+        l.check()?;
+    }
+    dst.save_snapshot(&copy).map(Some)
 }

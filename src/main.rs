@@ -141,6 +141,25 @@ enum Cmd {
         #[command(flatten)]
         filter: Filter,
     },
+    /// Copy snapshots from another repository into this one (re-chunked and re-encrypted).
+    Copy {
+        /// Snapshots to copy (default: all matching the filters).
+        ids: Vec<String>,
+        /// The repository to copy from.
+        #[arg(long, env = "CISTA_FROM_REPOSITORY")]
+        from_repo: String,
+        /// Password file of the source repository (else CISTA_FROM_PASSWORD).
+        #[arg(long, env = "CISTA_FROM_PASSWORD_FILE")]
+        from_password_file: Option<PathBuf>,
+        /// Command printing the source repository's password.
+        #[arg(long, env = "CISTA_FROM_PASSWORD_COMMAND")]
+        from_password_command: Option<String>,
+        /// Object store setting for the source repository, key=value (repeatable).
+        #[arg(long)]
+        from_option: Vec<String>,
+        #[command(flatten)]
+        filter: Filter,
+    },
     /// Show repository statistics.
     Stats {
         /// Snapshots to count (default: all matching the filters).
@@ -383,6 +402,11 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
 }
 
 fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
+    password_with(cli, confirm, "CISTA_PASSWORD")
+}
+
+/// The password from the environment variable `var`, the password file or command, or a prompt.
+fn password_with(cli: &Cli, confirm: bool, var: &str) -> Result<Vec<u8>> {
     let strip = |mut s: Vec<u8>| {
         if let Some(i) = s.iter().position(|&b| b == b'\n') {
             s.truncate(i);
@@ -392,7 +416,7 @@ fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
         }
         s
     };
-    if let Some(p) = std::env::var_os("CISTA_PASSWORD") {
+    if let Some(p) = std::env::var_os(var) {
         use std::os::unix::ffi::OsStringExt;
         return Ok(p.into_vec());
     }
@@ -423,7 +447,7 @@ fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
         }
         return Ok(p.into_bytes());
     }
-    bail!("no password given: set CISTA_PASSWORD, CISTA_PASSWORD_FILE, --password-file or --password-command")
+    bail!("no password given: set {var}, a password file or a password command")
 }
 
 fn open(cli: &Cli) -> Result<Repository> {
@@ -593,6 +617,78 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Cmd::Stats { ids, mode, filter } => stats_cmd(cli, ids, mode, filter),
+        Cmd::Copy {
+            ids,
+            from_repo,
+            from_password_file,
+            from_password_command,
+            from_option,
+            filter,
+        } => {
+            let src_cli = Cli {
+                repo: Some(from_repo.clone()),
+                option: from_option.clone(),
+                password_file: from_password_file.clone(),
+                password_command: from_password_command.clone(),
+                json: cli.json,
+                quiet: cli.quiet,
+                verbose: cli.verbose,
+                no_lock: cli.no_lock,
+                cache_dir: cli.cache_dir.clone(),
+                no_cache: cli.no_cache,
+                append_only: true,
+                retry_lock: cli.retry_lock,
+                cmd: Cmd::Unlock { remove_all: false },
+            };
+            let be = backend(&src_cli)?;
+            let pw = password_with(&src_cli, false, "CISTA_FROM_PASSWORD")?;
+            let src = Repository::open(be, &pw)?;
+            let _sl = lock(cli, &src, false)?;
+            let dst = open(cli)?;
+            let dl = lock(cli, &dst, false)?;
+            let snaps = select_snapshots(&src, ids, filter)?;
+            let src_index = Index::load(&src)?;
+            let (mut copied, mut skipped) = (0, 0);
+            for (id, s) in &snaps {
+                // Reloaded each time so later snapshots deduplicate against earlier copies.
+                let dst_index = Index::load(&dst)?;
+                match cista::archiver::copy_snapshot(
+                    &dst,
+                    &dst_index,
+                    &src,
+                    &src_index,
+                    id,
+                    s,
+                    dl.as_ref(),
+                )? {
+                    Some(new) => {
+                        copied += 1;
+                        if !cli.quiet && !cli.json {
+                            println!(
+                                "snapshot {} of {} copied as {}",
+                                id.short(),
+                                short_time(&s.time),
+                                new.short()
+                            );
+                        }
+                    }
+                    None => {
+                        skipped += 1;
+                        if cli.verbose > 0 {
+                            println!("snapshot {} is already in the destination", id.short());
+                        }
+                    }
+                }
+            }
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"message_type": "summary", "copied": copied, "skipped": skipped}),
+                )?;
+            } else if !cli.quiet {
+                println!("copied {copied} snapshots, {skipped} already present");
+            }
+            Ok(0)
+        }
         Cmd::Restore {
             snapshot,
             target,

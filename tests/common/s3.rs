@@ -112,5 +112,7 @@ pub fn env_vars() -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", srv.port)),
         ("AWS_ALLOW_HTTP", "true".into()),
+        // Never fall back to the cloud's instance metadata service: tests talk to loopback only.
+        ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9".into()),
     ]
 }
