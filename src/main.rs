@@ -70,6 +70,12 @@ struct Cli {
     /// Do not use the local cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// Limit uploads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KiB/s")]
+    limit_upload: Option<u64>,
+    /// Limit downloads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KiB/s")]
+    limit_download: Option<u64>,
     /// Delete nothing but our own locks; forget, prune and tag refuse to run.
     #[arg(long, env = "CISTA_APPEND_ONLY", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     append_only: bool,
@@ -393,7 +399,14 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
             .ok_or_else(|| anyhow!("option {o:?} is not key=value"))?;
         opts.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let be = cista::backend::open_location(loc, &opts)?;
+    let mut be = cista::backend::open_location(loc, &opts)?;
+    if cli.limit_upload.is_some() || cli.limit_download.is_some() {
+        be = Arc::new(cista::backend::Limited::new(
+            be,
+            cli.limit_upload,
+            cli.limit_download,
+        ));
+    }
     Ok(if cli.append_only {
         Arc::new(cista::backend::AppendOnly(be))
     } else {
@@ -638,6 +651,8 @@ fn run(cli: &Cli) -> Result<u8> {
                 no_cache: cli.no_cache,
                 append_only: true,
                 retry_lock: cli.retry_lock,
+                limit_upload: None,
+                limit_download: cli.limit_download,
                 cmd: Cmd::Unlock { remove_all: false },
             };
             let be = backend(&src_cli)?;

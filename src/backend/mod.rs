@@ -2,12 +2,14 @@
 //! delete). A backend sees only names and sealed bytes, never keys or plaintext.
 
 mod cache;
+mod limit;
 mod local;
 mod mem;
 mod object;
 
 pub(crate) use cache::put_file as cache_put_file;
 pub use cache::{default_cache_dir, CacheBackend};
+pub use limit::Limited;
 
 pub use local::LocalBackend;
 pub use mem::MemBackend;
