@@ -372,6 +372,18 @@ struct BackupArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // With -v, storage retries (logged by object_store) and other notices go to stderr.
+    let level = match cli.verbose {
+        0 => tracing_subscriber::filter::LevelFilter::WARN,
+        1 => tracing_subscriber::filter::LevelFilter::INFO,
+        _ => tracing_subscriber::filter::LevelFilter::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .without_time()
+        .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

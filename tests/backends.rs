@@ -456,3 +456,24 @@ fn copy_local_to_s3_and_back() {
         .exists());
     back.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn retries_are_reported_with_verbose() {
+    // Nothing listens on port 9 of loopback: every request fails and is retried with backoff.
+    let env = Env::empty();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cista"))
+        .args(["-v", "-r", "s3://nobucket/p", "snapshots"])
+        .env("CISTA_PASSWORD", PASSWORD)
+        .env("CISTA_CACHE_DIR", env.path("cache"))
+        .envs(s3::env_vars())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("retry 1 of 10"), "{err}");
+}
