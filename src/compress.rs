@@ -1,12 +1,28 @@
 //! zstd compression with a hard cap on decompressed size, so a hostile object cannot make a
 //! reader allocate without bound.
 
+use std::cell::RefCell;
+
+thread_local! {
+    // zstd contexts are reused per thread: creating one per blob (hundreds of KiB of tables)
+    // dominated the cost of compressing small files.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
 /// Compresses `data` at `level`; `None` when the result would not be smaller.
 pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
     if data.len() < 64 {
         return None;
     }
-    let out = zstd::bulk::compress(data, level).ok()?;
+    let out = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, comp) = c.as_mut()?;
+        comp.compress(data).ok()
+    })?;
     (out.len() < data.len()).then_some(out)
 }
 
@@ -20,7 +36,15 @@ pub fn decompress(data: &[u8], len: usize) -> Result<Vec<u8>, String> {
         Ok(None) => return Err("zstd frame does not declare its size".into()),
         Err(_) => return Err("not a zstd frame".into()),
     }
-    let out = zstd::bulk::decompress(data, len).map_err(|e| format!("zstd: {e}"))?;
+    let out = DECOMPRESSOR
+        .with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            d.as_mut().expect("set above").decompress(data, len)
+        })
+        .map_err(|e| format!("zstd: {e}"))?;
     if out.len() != len {
         return Err(format!(
             "zstd frame holds {} bytes, expected {len}",
