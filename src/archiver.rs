@@ -246,7 +246,7 @@ fn list_dir(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, Option<std::io::Error
 /// Reads until `buf` holds `want` bytes or the reader ends; returns true at end of input.
 /// `read_to_end` grows the buffer without zero-filling it first: zeroing a segment-sized buffer
 /// per read made small-file backups spend most of their time in memset.
-fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+fn fill(r: &mut (dyn Read + Send), buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
     while buf.len() < want {
         let need = (want - buf.len()) as u64;
         match r.take(need).read_to_end(buf) {
@@ -397,33 +397,51 @@ impl<'a> Archiver<'a> {
     }
 
     /// Chunks and stores everything `r` yields.
-    fn store_stream(&self, r: &mut dyn Read, size_hint: u64) -> Result<Content, FileErr> {
+    /// Chunks and stores everything `r` yields. The next segment is read while the current one
+    /// is chunked, hashed, compressed and sealed, so a pipe (`pg_dump | cista backup --stdin`)
+    /// or a large file never waits on its own reads.
+    fn store_stream(&self, r: &mut (dyn Read + Send), size_hint: u64) -> Result<Content, FileErr> {
         let chunker = self.repo.chunker();
-        let max = chunker.params().max as usize;
+        let seg = 2 * chunker.params().max as usize;
         // One allocation of the right size for files that fit in a segment.
-        let mut buf: Vec<u8> = Vec::with_capacity((size_hint as usize).min(2 * max) + 1);
+        let mut buf: Vec<u8> = Vec::with_capacity((size_hint as usize).min(seg) + 1);
         let mut blobs = Vec::new();
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
+        let mut eof = fill(r, &mut buf, seg).map_err(FileErr::Source)?;
         loop {
-            let eof = fill(r, &mut buf, 2 * max).map_err(FileErr::Source)?;
             let (ranges, used) = chunker.cut(&buf, eof);
             let data = &buf;
-            let (ids, _) = rayon::join(
+            let mut next: Vec<u8> = Vec::new();
+            let ((ids, _), read) = rayon::join(
                 || {
-                    ranges
-                        .par_iter()
-                        .map(|rg| self.add_blob(BlobType::Data, &data[rg.clone()]))
-                        .collect::<Result<Vec<_>>>()
+                    rayon::join(
+                        || {
+                            ranges
+                                .par_iter()
+                                .map(|rg| self.add_blob(BlobType::Data, &data[rg.clone()]))
+                                .collect::<Result<Vec<_>>>()
+                        },
+                        || hasher.update(&data[..used]),
+                    )
                 },
-                || hasher.update(&data[..used]),
+                || {
+                    if eof {
+                        Ok(true)
+                    } else {
+                        next.reserve(seg);
+                        fill(r, &mut next, seg)
+                    }
+                },
             );
             blobs.extend(ids?);
             size += used as u64;
-            buf.drain(..used);
             if eof {
                 break;
             }
+            eof = read.map_err(FileErr::Source)?;
+            buf.drain(..used);
+            buf.extend_from_slice(&next);
         }
         self.c.bytes.fetch_add(size, Relaxed);
         Ok(Content {
@@ -870,7 +888,7 @@ pub fn backup(
     })
 }
 
-fn stream_node(a: &Archiver, name: &str, r: &mut dyn Read) -> Result<Node> {
+fn stream_node(a: &Archiver, name: &str, r: &mut (dyn Read + Send)) -> Result<Node> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(Error::Invalid(format!(
             "stdin file name {name:?} must be a single path component"

@@ -492,7 +492,7 @@ fn open(cli: &Cli) -> Result<Repository> {
             .or_else(cista::backend::default_cache_dir)
     };
     Ok(match cache {
-        Some(dir) if remote || cli.cache_dir.is_some() => repo.with_cache(&dir),
+        Some(dir) if remote => repo.with_cache(&dir),
         _ => repo,
     })
 }
