@@ -107,12 +107,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     }
     let index = b.build();
 
-    let stored: HashMap<PackId, u64> = repo
-        .backend()
-        .list(FileType::Pack)?
-        .into_iter()
-        .filter_map(|(n, s)| Some((n.parse().ok()?, s)))
-        .collect();
+    let stored: HashMap<PackId, u64> = repo.pack_sizes()?;
     let mut by_pack: HashMap<PackId, Vec<(BlobType, Id, BlobLocation)>> = HashMap::new();
     for (ty, id, loc) in index.iter() {
         by_pack.entry(loc.pack).or_default().push((ty, id, loc));

@@ -131,6 +131,16 @@ pub fn read_blob_at(
     id: &BlobId,
     loc: &BlobLocation,
 ) -> Result<Vec<u8>> {
+    read_sealed_at(repo, ty, id, loc).map(|(_, raw)| raw)
+}
+
+/// The sealed bytes of a blob and its verified plaintext.
+fn read_sealed_at(
+    repo: &Repository,
+    ty: BlobType,
+    id: &BlobId,
+    loc: &BlobLocation,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let sealed = repo.backend().read_range(
         FileType::Pack,
         &loc.pack.to_hex(),
@@ -141,7 +151,7 @@ pub fn read_blob_at(
     if raw.len() != loc.raw_len as usize {
         return Err(Error::corrupt("blob", id, "length differs from the index"));
     }
-    Ok(raw)
+    Ok((sealed, raw))
 }
 
 /// Reads a blob through the index (and, for trees, the repository's cache).
@@ -170,16 +180,7 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
             }
         }
     }
-    let sealed = repo.backend().read_range(
-        FileType::Pack,
-        &loc.pack.to_hex(),
-        loc.offset as u64,
-        loc.length as u64,
-    )?;
-    let raw = open_blob(repo, ty, id, &loc.pack, &sealed)?;
-    if raw.len() != loc.raw_len as usize {
-        return Err(Error::corrupt("blob", id, "length differs from the index"));
-    }
+    let (sealed, raw) = read_sealed_at(repo, ty, id, &loc)?;
     if let Some(p) = &cache {
         crate::backend::cache_put_file(p, &sealed);
     }

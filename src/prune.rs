@@ -197,12 +197,7 @@ pub fn prune(
         .par_iter()
         .map(|id| load_index_file(repo, id))
         .collect::<Result<_>>()?;
-    let stored: HashMap<PackId, u64> = repo
-        .backend()
-        .list(FileType::Pack)?
-        .into_iter()
-        .filter_map(|(n, s)| Some((n.parse().ok()?, s)))
-        .collect();
+    let stored: HashMap<PackId, u64> = repo.pack_sizes()?;
     let (snapshots, used) = used_blobs(repo, &index)?;
     let mut rep = PruneReport {
         dry_run: opts.dry_run,

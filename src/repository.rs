@@ -264,6 +264,16 @@ impl Repository {
             .collect())
     }
 
+    /// Every stored pack with its size.
+    pub fn pack_sizes(&self) -> Result<std::collections::HashMap<Id, u64>> {
+        Ok(self
+            .be
+            .list(FileType::Pack)?
+            .into_iter()
+            .filter_map(|(n, s)| Some((n.parse().ok()?, s)))
+            .collect())
+    }
+
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
         self.save_file(FileKind::Snapshot, FileType::Snapshot, &s.encode())
     }
