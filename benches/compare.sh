@@ -12,6 +12,7 @@
 #   NIGHT_RUNS=3               runs of the five-nightly-dumps phase
 #   TOOLS="cista restic borg rustic"
 #   CISTA=path                 a cista binary; default: `cargo build --release` of this checkout
+#   CISTA_REV=...              the revision to print for that binary
 #   CORPUS_MB=1024             corpus budget
 #   INSTALL=1                  install missing peers (apt-get; rustic via `cargo install`)
 #   RUSTIC_WAIT=0              seconds to wait for a background rustic install before skipping it
@@ -21,7 +22,8 @@
 # Per run and tool: init (not timed); initial backup; unchanged re-backup; re-backup after 1% of
 # the files changed; restore of that snapshot (the first run's restore is compared with the
 # source by `diff -r`); check --read-data (borg: check --verify-data). Then, in a fresh
-# repository, five nightly pg_dumps through standard input. Each measured command runs under
+# repository, five nightly pg_dumps through standard input (a pipe); the first run's last
+# snapshot is read back (`dump`) and compared with the fifth dump. Each measured command runs under
 # `/usr/bin/time -v` with the corpus in the page cache; results.tsv holds every sample and the
 # report prints medians and cista/peer ratios.
 set -euo pipefail
@@ -267,6 +269,7 @@ run_cista() {
         init) "$CISTA" -q -r "$R/repo" init ;;
         backup) "$CISTA" -q -r "$R/repo" backup "$CORPUS" ;;
         stdin) "$CISTA" -q -r "$R/repo" backup --stdin --stdin-filename dump.sql ;;
+        dump) "$CISTA" -q -r "$R/repo" dump latest /dump.sql ;;
         restore) "$CISTA" -q -r "$R/repo" restore latest --target "$R/restore" ;;
         check) "$CISTA" -q -r "$R/repo" check --read-data ;;
     esac
@@ -278,6 +281,7 @@ run_restic() {
         init) restic -q -r "$R/repo" init --repository-version 2 ;;
         backup) restic -q -r "$R/repo" backup "$CORPUS" ;;
         stdin) restic -q -r "$R/repo" backup --stdin --stdin-filename dump.sql ;;
+        dump) restic -q -r "$R/repo" dump latest /dump.sql ;;
         restore) restic -q -r "$R/repo" restore latest --target "$R/restore" ;;
         check) restic -q -r "$R/repo" check --read-data ;;
     esac
@@ -289,6 +293,7 @@ run_borg() {
         init) borg init -e repokey "$R/repo" ;;
         backup) borg create --compression zstd,3 "$R/repo::{now:%Y-%m-%dT%H:%M:%S.%f}" "$CORPUS" ;;
         stdin) borg create --compression zstd,3 --stdin-name dump.sql "$R/repo::{now:%Y-%m-%dT%H:%M:%S.%f}" - ;;
+        dump) borg extract --stdout "$R/repo::$(borg list --last 1 --short "$R/repo")" dump.sql ;;
         restore)
             mkdir -p "$R/restore"
             (cd "$R/restore" && borg extract "$R/repo::$(borg list --last 1 --short "$R/repo")") ;;
@@ -301,7 +306,10 @@ run_rustic() {
     case $v in
         init) rustic "${g[@]}" init ;;
         backup) rustic "${g[@]}" backup "$CORPUS" ;;
-        stdin) rustic "${g[@]}" backup --stdin-filename dump.sql - ;;
+        # Without --force, rustic 0.11 takes the stdin file as unchanged from the parent
+        # snapshot, stores the parent's content and never reads standard input.
+        stdin) rustic "${g[@]}" backup --force --stdin-filename dump.sql - ;;
+        dump) rustic "${g[@]}" dump latest:dump.sql ;;
         restore) rustic "${g[@]}" restore latest "$R/restore" ;;
         check) rustic "${g[@]}" check --read-data ;;
     esac
@@ -314,6 +322,7 @@ export CISTA CORPUS
 measure() {
     local t=$1 p=$2 run=$3 v=$4 R=$5 in=${6:-/dev/null} tf rc=0
     tf=$(mktemp)
+    sync # write back the previous phase's dirty pages outside the measurement
     # `time -v` reports the largest RSS of the command and its children.
     # Standard input is a pipe, as from `pg_dump | cista backup --stdin`.
     cat "$in" | nice -n "$NICE" /usr/bin/time -v -o "$tf" bash -c 'run_$0 "$1" "$2"' "$t" "$v" "$R" \
@@ -327,7 +336,7 @@ measure() {
     log "$t $p run $run: ${wall}s wall, ${user}s user, ${sysc}s sys, ${rss} KB, exit $rc"
     [ "$rc" = 0 ] || { log "$t $p failed:"; tail -5 "$R/$p.out" >&2; }
     rm -f "$tf"
-    return "$rc"
+    return 0 # a failed sample is recorded (exit code column) and left out of the medians
 }
 size() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(du -sb "$4" | cut -f1)" >>"$SIZES"; }
 
@@ -346,7 +355,7 @@ tool_ready() {
 }
 
 versions() {
-    echo "cista: $("$CISTA" --version) ($(cd "$HERE" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    echo "cista: $("$CISTA" --version) (${CISTA_REV:-$(cd "$HERE" && git rev-parse --short HEAD 2>/dev/null || echo '?')})"
     have restic && echo "restic: $(restic version)"
     have borg && echo "borg: $(borg --version)"
     have rustic && echo "rustic: $(rustic --version)"
@@ -397,6 +406,10 @@ for t in $TOOLS; do
             measure "$t" "night$n" "$run" stdin "$R" "$NIGHTS/night$n.sql"
         done
         size "$t" five_nightly_dumps "$run" "$R/repo"
+        if [ "$run" = 1 ]; then
+            if run_$t dump "$R" 2>/dev/null | cmp -s - "$NIGHTS/night5.sql"; then log "$t: the last night's dump reads back intact"; else
+                log "$t: THE LAST NIGHT'S DUMP DIFFERS from what was backed up"; echo "$t nightly dump differs" >>"$WORK/skipped.txt"; fi
+        fi
         rm -rf "$R"
     done
 done
