@@ -135,65 +135,36 @@ fn missing_bucket_and_wrong_password_on_s3() {
     );
 }
 
-/// Fails reads, writes and lists now and then (a flaky link), and truncates some reads.
-#[derive(Debug)]
-struct Flaky {
-    inner: Arc<dyn Backend>,
-    calls: AtomicU64,
-    every: u64,
-}
-
-impl Flaky {
-    fn trip(&self, op: &'static str, name: &str) -> cista::Result<()> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) % self.every == self.every - 1 {
-            return Err(cista::Error::Backend {
-                op,
-                path: name.to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "injected timeout"),
-            });
+/// Fails reads and writes now and then (a flaky link: timeouts), slows listings, and truncates
+/// some ranged reads.
+fn flaky(inner: Arc<dyn Backend>, every: u64) -> hooked::Hooked {
+    let calls = Arc::new(AtomicU64::new(0));
+    let seen = calls.clone();
+    let mut h = hooked::Hooked::new(inner, move |op, t, name| {
+        match op {
+            hooked::Op::List => std::thread::sleep(std::time::Duration::from_millis(20)),
+            hooked::Op::Remove => {}
+            hooked::Op::Write if t == FileType::Lock => {}
+            _ => {
+                if calls.fetch_add(1, Ordering::SeqCst) % every == every - 1 {
+                    return Err(hooked::injected(
+                        "transfer",
+                        name,
+                        std::io::ErrorKind::TimedOut,
+                        "injected timeout",
+                    ));
+                }
+            }
         }
         Ok(())
-    }
-}
-
-impl Backend for Flaky {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> cista::Result<()> {
-        self.inner.create()
-    }
-    fn read(&self, t: FileType, name: &str) -> cista::Result<Vec<u8>> {
-        self.trip("read", name)?;
-        self.inner.read(t, name)
-    }
-    fn read_range(
-        &self,
-        t: FileType,
-        name: &str,
-        offset: u64,
-        length: u64,
-    ) -> cista::Result<Vec<u8>> {
-        self.trip("read range", name)?;
-        let mut v = self.inner.read_range(t, name, offset, length)?;
-        if self.calls.load(Ordering::SeqCst) % 7 == 3 {
-            v.truncate(v.len() / 2);
+    });
+    h.after_range = Some(Box::new(move |v: &mut Vec<u8>| {
+        if seen.load(Ordering::SeqCst) % 7 == 3 {
+            let half = v.len() / 2;
+            v.truncate(half);
         }
-        Ok(v)
-    }
-    fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
-        if t != FileType::Lock {
-            self.trip("write", name)?;
-        }
-        self.inner.write(t, name, data)
-    }
-    fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        self.inner.list(t)
-    }
-    fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
-        self.inner.remove(t, name)
-    }
+    }));
+    h
 }
 
 #[test]
@@ -210,11 +181,7 @@ fn flaky_store_fails_cleanly_and_check_passes() {
     let real = cista::backend::open_location(&env.location(), &[]).unwrap();
     let mut ok = 0;
     for every in [3u64, 5, 8, 13, 40, 1000] {
-        let be = Arc::new(Flaky {
-            inner: real.clone(),
-            calls: AtomicU64::new(0),
-            every,
-        });
+        let be = Arc::new(flaky(real.clone(), every));
         let Ok(repo) = cista::Repository::open(be, PASSWORD.as_bytes()) else {
             continue;
         };
@@ -272,45 +239,19 @@ fn object_lock_bucket_backs_up_and_restores() {
     assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
 }
 
-/// Counts reads that reach the store.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Backend>,
-    reads: AtomicU64,
-}
-
-impl Backend for Counting {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> cista::Result<()> {
-        self.inner.create()
-    }
-    fn read(&self, t: FileType, name: &str) -> cista::Result<Vec<u8>> {
-        if t != FileType::Config && t != FileType::Key {
-            self.reads.fetch_add(1, Ordering::SeqCst);
+/// Counts reads that reach the store (key and config reads aside).
+fn counting(inner: Arc<dyn Backend>, reads: Arc<AtomicU64>) -> hooked::Hooked {
+    hooked::Hooked::new(inner, move |op, t, _| {
+        let counted = match op {
+            hooked::Op::Read => t != FileType::Config && t != FileType::Key,
+            hooked::Op::ReadRange => true,
+            _ => false,
+        };
+        if counted {
+            reads.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.read(t, name)
-    }
-    fn read_range(
-        &self,
-        t: FileType,
-        name: &str,
-        offset: u64,
-        length: u64,
-    ) -> cista::Result<Vec<u8>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_range(t, name, offset, length)
-    }
-    fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
-        self.inner.write(t, name, data)
-    }
-    fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
-        self.inner.list(t)
-    }
-    fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
-        self.inner.remove(t, name)
-    }
+        Ok(())
+    })
 }
 
 #[test]
@@ -337,23 +278,22 @@ fn cache_serves_index_snapshots_and_trees() {
         n
     };
     let open = || {
-        let c = Arc::new(Counting {
-            inner: cista::backend::open_location(&env.location(), &[]).unwrap(),
-            reads: AtomicU64::new(0),
-        });
-        let repo = cista::Repository::open(c.clone(), PASSWORD.as_bytes())
+        let reads = Arc::new(AtomicU64::new(0));
+        let inner = cista::backend::open_location(&env.location(), &[]).unwrap();
+        let c = Arc::new(counting(inner, reads.clone()));
+        let repo = cista::Repository::open(c, PASSWORD.as_bytes())
             .unwrap()
             .with_cache(&cache);
-        (c, repo)
+        (reads, repo)
     };
     let (cold, repo) = open();
     let entries = walk(&repo);
     assert!(entries >= 7);
-    assert!(cold.reads.load(Ordering::SeqCst) > 3);
+    assert!(cold.load(Ordering::SeqCst) > 3);
     let (warm, repo) = open();
     assert_eq!(walk(&repo), entries);
     assert_eq!(
-        warm.reads.load(Ordering::SeqCst),
+        warm.load(Ordering::SeqCst),
         0,
         "a warm cache reads nothing remote"
     );
@@ -366,7 +306,7 @@ fn cache_serves_index_snapshots_and_trees() {
     }
     let (again, repo) = open();
     assert_eq!(walk(&repo), entries);
-    assert!(again.reads.load(Ordering::SeqCst) > 0);
+    assert!(again.load(Ordering::SeqCst) > 0);
     // The CLI uses the cache for remote repositories and works without it too.
     let o = env
         .cmd(&["ls", "latest"])

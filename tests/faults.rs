@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cista::archiver::{backup, BackupOptions, Source};
-use cista::backend::{Backend, FileType, LocalBackend};
+use cista::backend::{FileType, LocalBackend};
 use cista::checker::{check, CheckOptions, Subset};
 use cista::index::Index;
 use cista::{InitOptions, Repository};
@@ -16,68 +16,21 @@ use common::*;
 
 /// Fails every write (and, with `fail_removes`, every delete) after the first `ok_writes`
 /// mutations, like a disk that fills, a link that drops, or a process killed at that point.
-#[derive(Debug)]
-struct FailingBackend {
-    inner: LocalBackend,
-    ok_writes: usize,
-    writes: AtomicUsize,
-    fail_removes: bool,
-}
-
-impl FailingBackend {
-    fn new(root: &std::path::Path, ok_writes: usize, fail_removes: bool) -> Self {
-        FailingBackend {
-            inner: LocalBackend::new(root),
-            ok_writes,
-            writes: AtomicUsize::new(0),
-            fail_removes,
-        }
-    }
-
-    fn fail(&self, t: FileType, name: &str) -> cista::Result<()> {
-        if t != FileType::Lock && self.writes.fetch_add(1, Ordering::SeqCst) >= self.ok_writes {
-            return Err(cista::Error::Backend {
-                op: "write",
-                path: name.to_string(),
-                source: std::io::Error::other("injected failure"),
-            });
+/// Lock files are exempt.
+fn failing_backend(root: &std::path::Path, ok_writes: usize, fail_removes: bool) -> hooked::Hooked {
+    let count = AtomicUsize::new(0);
+    hooked::Hooked::new(Arc::new(LocalBackend::new(root)), move |op, t, name| {
+        let mutation = op == hooked::Op::Write || (fail_removes && op == hooked::Op::Remove);
+        if mutation && t != FileType::Lock && count.fetch_add(1, Ordering::SeqCst) >= ok_writes {
+            return Err(hooked::injected(
+                "write",
+                name,
+                std::io::ErrorKind::Other,
+                "injected failure",
+            ));
         }
         Ok(())
-    }
-}
-
-impl Backend for FailingBackend {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> cista::Result<()> {
-        self.inner.create()
-    }
-    fn read(&self, t: FileType, name: &str) -> cista::Result<Vec<u8>> {
-        self.inner.read(t, name)
-    }
-    fn read_range(
-        &self,
-        t: FileType,
-        name: &str,
-        offset: u64,
-        length: u64,
-    ) -> cista::Result<Vec<u8>> {
-        self.inner.read_range(t, name, offset, length)
-    }
-    fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
-        self.fail(t, name)?;
-        self.inner.write(t, name, data)
-    }
-    fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
-        self.inner.list(t)
-    }
-    fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
-        if self.fail_removes {
-            self.fail(t, name)?;
-        }
-        self.inner.remove(t, name)
-    }
+    })
 }
 
 fn full_check(repo: &Repository) {
@@ -107,7 +60,7 @@ fn failing_backend_never_leaves_damage() {
     // Fail at the first write, then the second, and so on, until a backup gets through.
     let mut failures = 0;
     for ok_writes in 0..100 {
-        let be = Arc::new(FailingBackend::new(&env.repo(), ok_writes, false));
+        let be = Arc::new(failing_backend(&env.repo(), ok_writes, false));
         let frepo = Repository::open(be, PASSWORD.as_bytes()).unwrap();
         let index = Index::load(&frepo).unwrap();
         let opts = BackupOptions {
@@ -231,7 +184,7 @@ fn prune_stopped_at_every_step_never_damages() {
             .unwrap()
             .success());
         let repo = Repository::open(
-            Arc::new(FailingBackend::new(&env.repo(), ok, true)),
+            Arc::new(failing_backend(&env.repo(), ok, true)),
             PASSWORD.as_bytes(),
         )
         .unwrap();

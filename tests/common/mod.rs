@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod hooked;
 pub mod s3;
 
 pub const PASSWORD: &str = "correct horse battery staple";
