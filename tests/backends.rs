@@ -20,15 +20,7 @@ fn main_job(env: &Env) {
     assert_eq!(second["files_new"], 1);
     env.ok(&["check", "--read-data"]);
     let expected = snapshot_meta(&src);
-    let t = env.path("restore");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(env, "restore", &expected, &src);
     let o = env
         .cmd(&["dump", "latest", &format!("{}/big.bin", src.display())])
         .output()
@@ -36,15 +28,7 @@ fn main_job(env: &Env) {
     assert_eq!(o.stdout, bytes(9 << 20, 3));
     env.ok(&["forget", "--keep-last", "1", "--prune", "--max-unused", "0"]);
     env.ok(&["check", "--read-data"]);
-    let t2 = env.path("restore2");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t2.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t2.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(env, "restore2", &expected, &src);
     // Stdin backups too.
     let mut c = env.cmd(&["backup", "--stdin", "--stdin-filename", "db.sql"]);
     c.stdin(std::process::Stdio::piped())
@@ -228,15 +212,7 @@ fn object_lock_bucket_backs_up_and_restores() {
     let expected = snapshot_meta(&src);
     env.backup(&[&src]);
     env.ok(&["check", "--read-data"]);
-    let t = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(&env, "r", &expected, &src);
 }
 
 /// Counts reads that reach the store (key and config reads aside).

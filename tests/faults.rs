@@ -89,15 +89,7 @@ fn failing_backend_never_leaves_damage() {
     // The repository still takes a complete backup that restores exactly.
     let expected = snapshot_meta(&src);
     env.ok(&["backup", src.to_str().unwrap()]);
-    let t = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(&env, "r", &expected, &src);
 }
 
 #[test]
@@ -130,15 +122,7 @@ fn killed_backups_leave_a_checkable_repository() {
     }
     let expected = snapshot_meta(&src);
     env.ok(&["backup", src.to_str().unwrap()]);
-    let t = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(&env, "r", &expected, &src);
     env.ok(&["check", "--read-data"]);
 }
 
@@ -199,13 +183,5 @@ fn prune_stopped_at_every_step_never_damages() {
         }
     }
     assert!(steps > 5, "prune finished after {steps} steps");
-    let t = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(&env, "r", &expected, &src);
 }

@@ -328,3 +328,22 @@ pub fn assert_same_tree(expected: &BTreeMap<Vec<u8>, Meta>, src: &Path, restored
         }
     }
 }
+
+/// Restores the latest snapshot of `env` under `dir` with `--verify` and checks that `src` came
+/// back equal to `expected` (metadata recorded before the backup) and to its current content.
+pub fn restore_latest_matches(
+    env: &Env,
+    dir: &str,
+    expected: &BTreeMap<Vec<u8>, Meta>,
+    src: &Path,
+) {
+    let t = env.path(dir);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_tree(expected, src, &t.join(src.strip_prefix("/").unwrap()));
+}
