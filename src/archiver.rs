@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -101,8 +101,101 @@ const INDEX_EVERY_PACKS: usize = 64;
 struct Packer {
     data: Mutex<PackWriter>,
     tree: Mutex<PackWriter>,
-    done: Mutex<Vec<IndexPack>>,
+    /// Packs stored and not yet named by an index file.
+    done: Arc<Mutex<Vec<IndexPack>>>,
     index_files: Mutex<Vec<Id>>,
+    uploads: Option<Uploads>,
+}
+
+/// Background uploads for stores that answer slowly (object stores): finished packs go to
+/// `connections` threads through a rendezvous channel, so at most that many packs are in
+/// flight (memory stays bounded) while the workers go on chunking. A pack joins `done`, and so
+/// can be named by an index file, only once its upload has succeeded.
+struct Uploads {
+    tx: Mutex<Option<crossbeam_channel::Sender<crate::pack::FinishedPack>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Uploads {
+    fn start(
+        be: Arc<dyn crate::backend::Backend>,
+        n: usize,
+        done: Arc<Mutex<Vec<IndexPack>>>,
+    ) -> Uploads {
+        let (tx, rx) = crossbeam_channel::bounded::<crate::pack::FinishedPack>(0);
+        let error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+        let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|i| {
+                let (rx, be, done, error) = (rx.clone(), be.clone(), done.clone(), error.clone());
+                let poisoned = poisoned.clone();
+                std::thread::Builder::new()
+                    .name(format!("cista-upload-{i}"))
+                    .spawn(move || {
+                        for p in rx {
+                            // After a failure the rest are dropped: the backup is failing.
+                            if poisoned.load(Relaxed) {
+                                continue;
+                            }
+                            match crate::backend::write_content_addressed(
+                                &*be,
+                                FileType::Pack,
+                                &p.id.to_hex(),
+                                &p.bytes,
+                            ) {
+                                Ok(()) => done.lock().unwrap().push(IndexPack {
+                                    id: p.id,
+                                    blobs: p.entries,
+                                }),
+                                Err(e) => {
+                                    poisoned.store(true, Relaxed);
+                                    error.lock().unwrap().get_or_insert(e);
+                                }
+                            }
+                        }
+                    })
+                    .expect("spawn upload thread")
+            })
+            .collect();
+        Uploads {
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+            error,
+        }
+    }
+
+    fn failed(&self) -> Result<()> {
+        match self.error.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, p: crate::pack::FinishedPack) -> Result<()> {
+        self.failed()?;
+        let tx = self.tx.lock().unwrap().clone();
+        if let Some(tx) = tx {
+            // Blocks until an upload thread is free: the bound on packs in memory.
+            let _ = tx.send(p);
+        }
+        self.failed()
+    }
+
+    /// Waits for every upload; the first error, if any.
+    fn finish(&self) -> Result<()> {
+        drop(self.tx.lock().unwrap().take());
+        for t in std::mem::take(&mut *self.threads.lock().unwrap()) {
+            let _ = t.join();
+        }
+        self.failed()
+    }
+}
+
+impl Drop for Uploads {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }
 
 struct Archiver<'a> {
@@ -288,11 +381,17 @@ impl<'a> Archiver<'a> {
             repo,
             index,
             seen: Mutex::new(HashSet::new()),
-            packer: Packer {
-                data: Mutex::new(PackWriter::new(0)),
-                tree: Mutex::new(PackWriter::new(0)),
-                done: Mutex::new(Vec::new()),
-                index_files: Mutex::new(Vec::new()),
+            packer: {
+                let done = Arc::new(Mutex::new(Vec::new()));
+                let n = repo.backend().connections();
+                Packer {
+                    data: Mutex::new(PackWriter::new(0)),
+                    tree: Mutex::new(PackWriter::new(0)),
+                    uploads: (n > 0 && !opts.dry_run)
+                        .then(|| Uploads::start(repo.backend().clone(), n, done.clone())),
+                    done,
+                    index_files: Mutex::new(Vec::new()),
+                }
             },
             c: Counters::default(),
             warnings: Mutex::new(Vec::new()),
@@ -351,18 +450,22 @@ impl<'a> Archiver<'a> {
             return Ok(());
         }
         let p = w.finish(self.repo.keys());
-        crate::backend::write_content_addressed(
-            &**self.repo.backend(),
-            FileType::Pack,
-            &p.id.to_hex(),
-            &p.bytes,
-        )?;
-        let batch = {
-            let mut done = self.packer.done.lock().unwrap();
-            done.push(IndexPack {
+        if let Some(u) = &self.packer.uploads {
+            u.send(p)?;
+        } else {
+            crate::backend::write_content_addressed(
+                &**self.repo.backend(),
+                FileType::Pack,
+                &p.id.to_hex(),
+                &p.bytes,
+            )?;
+            self.packer.done.lock().unwrap().push(IndexPack {
                 id: p.id,
                 blobs: p.entries,
             });
+        }
+        let batch = {
+            let mut done = self.packer.done.lock().unwrap();
             (done.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut *done))
         };
         if let Some(packs) = batch {
@@ -391,6 +494,9 @@ impl<'a> Archiver<'a> {
         for m in [&self.packer.data, &self.packer.tree] {
             let w = std::mem::replace(&mut *m.lock().unwrap(), PackWriter::new(0));
             self.store_pack(w)?;
+        }
+        if let Some(u) = &self.packer.uploads {
+            u.finish()?;
         }
         let packs = std::mem::take(&mut *self.packer.done.lock().unwrap());
         self.write_index(packs)

@@ -99,6 +99,13 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             }
         })
         .collect();
+    let (files, superseded) = crate::index::split_superseded(files.into_iter());
+    if !superseded.is_empty() {
+        rep.lock().unwrap().notes.push(format!(
+            "{} index file(s) superseded by a newer one are still stored (a prune could not delete them; the next prune retries)",
+            superseded.len()
+        ));
+    }
     let mut b = IndexBuilder::default();
     for (_, f) in &files {
         for p in &f.packs {

@@ -224,6 +224,10 @@ pub struct Config {
     pub pack_size: u32,
     /// zstd level for blobs.
     pub compression_level: i32,
+    /// Repository setting: clients delete nothing but their own locks (forget, prune and tag
+    /// refuse). Changed only by `cista config --append-only`, which replaces this file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub append_only: bool,
 }
 
 /// FastCDC sizes in bytes.
@@ -275,6 +279,7 @@ impl Config {
             chunker,
             pack_size,
             compression_level: 3,
+            append_only: false,
         }
     }
 

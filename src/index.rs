@@ -11,6 +11,23 @@ use crate::format::{BlobType, FileKind, IndexFile, IndexPack};
 use crate::id::{BlobId, Id, PackId};
 use crate::repository::Repository;
 
+/// Separates the index files in force from those a stored index file supersedes. A prune writes
+/// `supersedes` only into the last of its new index files, after the others are durable, so a
+/// superseding file proves the whole new index is stored; the old files it names are then
+/// ignored even if deleting them failed (Object Lock, a put-only credential, a crash).
+pub fn split_superseded(
+    files: impl Iterator<Item = (Id, IndexFile)>,
+) -> (Vec<(Id, IndexFile)>, Vec<Id>) {
+    let files: Vec<(Id, IndexFile)> = files.collect();
+    let gone: std::collections::HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let (superseded, active): (Vec<_>, Vec<_>) =
+        files.into_iter().partition(|(id, _)| gone.contains(id));
+    (active, superseded.into_iter().map(|(id, _)| id).collect())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry {
     id: BlobId,
@@ -36,6 +53,9 @@ pub struct Index {
     tree: Vec<Entry>,
     /// The index files this index was built from.
     files: Vec<Id>,
+    /// Index files still stored whose content a newer index file includes (left when a prune
+    /// could not delete them); they are not read into the index.
+    superseded: Vec<Id>,
 }
 
 impl Index {
@@ -47,8 +67,10 @@ impl Index {
             .par_iter()
             .map(|id| load_index_file(repo, id))
             .collect::<Result<Vec<_>>>()?;
-        let mut idx = Index::from_files(files.iter());
-        idx.files = ids;
+        let (active, superseded) = split_superseded(ids.iter().copied().zip(files));
+        let mut idx = Index::from_files(active.iter().map(|(_, f)| f));
+        idx.files = active.iter().map(|(id, _)| *id).collect();
+        idx.superseded = superseded;
         Ok(idx)
     }
 
@@ -102,6 +124,11 @@ impl Index {
 
     pub fn index_files(&self) -> &[Id] {
         &self.files
+    }
+
+    /// Stored index files that a newer one supersedes (see `split_superseded`).
+    pub fn superseded_files(&self) -> &[Id] {
+        &self.superseded
     }
 
     /// Every (type, id, location).
@@ -170,6 +197,7 @@ impl IndexBuilder {
             data: self.data,
             tree: self.tree,
             files: Vec::new(),
+            superseded: Vec::new(),
         }
     }
 }

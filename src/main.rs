@@ -230,6 +230,16 @@ enum Cmd {
         #[arg(long, value_name = "SUBSET")]
         read_data_subset: Option<String>,
     },
+    /// Show the repository's settings, or change one: `config append-only on|off`.
+    ///
+    /// An append-only repository refuses forget, prune and tag for every client until the
+    /// setting is turned off again (which a client run with --append-only cannot do).
+    Config {
+        /// The setting to change (append-only).
+        key: Option<String>,
+        /// Its new value (on/off).
+        value: Option<String>,
+    },
     /// Remove stale locks.
     Unlock {
         /// Remove all locks, even live ones.
@@ -509,6 +519,9 @@ fn exclusive_lock(cli: &Cli, repo: &Repository) -> Result<LockGuard> {
     if cli.append_only {
         bail!("append-only mode: this command deletes or rewrites snapshots and data; run it from a host with delete rights");
     }
+    if repo.config().append_only {
+        bail!("the repository is append-only (its setting): this command deletes or rewrites snapshots and data; `cista config append-only off` lifts the setting");
+    }
     if cli.no_lock {
         bail!("this command deletes data and always locks the repository");
     }
@@ -528,6 +541,8 @@ fn run(cli: &Cli) -> Result<u8> {
             let be = backend(cli)?;
             let pw = password(cli, true)?;
             let opts = InitOptions {
+                // --append-only (or CISTA_APPEND_ONLY) at init makes it the repository's setting.
+                append_only: cli.append_only,
                 pack_size: pack_size
                     .checked_mul(1 << 20)
                     .ok_or_else(|| anyhow!("pack size {pack_size} MiB is too large"))?,
@@ -590,11 +605,11 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Cmd::Forget(a) => forget_cmd(cli, a),
+        Cmd::Config { key, value } => config_cmd(cli, key.as_deref(), value.as_deref()),
         Cmd::Prune(a) => {
             let repo = open(cli)?;
             let l = exclusive_lock(cli, &repo)?;
-            run_prune(cli, &repo, a, &l)?;
-            Ok(0)
+            run_prune(cli, &repo, a, &l)
         }
         Cmd::Tag {
             ids,
@@ -1401,12 +1416,12 @@ fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         println!("removed {} snapshots", remove.len());
     }
     if a.prune && !remove.is_empty() {
-        run_prune(cli, &repo, &a.prune_args, &l)?;
+        return run_prune(cli, &repo, &a.prune_args, &l);
     }
     Ok(0)
 }
 
-fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGuard) -> Result<()> {
+fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGuard) -> Result<u8> {
     let opts = PruneOptions {
         dry_run: a.dry_run,
         max_unused: a.max_unused.parse()?,
@@ -1445,7 +1460,7 @@ fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGuard) -> Resu
             bytes(r.bytes_repacked)
         );
         println!(
-            "packs deleted:  {:>6}, {} ({} not in any index)",
+            "packs to delete:{:>6}, {} ({} not in any index)",
             r.packs_deleted + r.packs_unindexed_deleted,
             bytes(r.bytes_deleted),
             r.packs_unindexed_deleted
@@ -1453,15 +1468,110 @@ fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGuard) -> Resu
         println!("unused space left: {}", bytes(r.unused_after));
         if !r.dry_run {
             println!(
-                "wrote {} packs ({}) and {} index files; deleted {} index files",
+                "wrote {} packs ({}) and {} index files; deleted {} packs ({}) and {} index files",
                 r.packs_written,
                 bytes(r.bytes_written),
                 r.index_files_written,
+                r.packs_removed,
+                bytes(r.bytes_removed),
                 r.index_files_deleted
             );
         }
+        if !r.retained.is_empty() {
+            let modes: std::collections::BTreeSet<&str> = r
+                .retained
+                .iter()
+                .map(|o| o.retention.mode.as_str())
+                .collect();
+            let latest = r.retained.iter().filter_map(|o| o.retention.until).max();
+            println!(
+                "retained by the store ({}): {} objects, {}, held until {}; left in place \
+                 (no longer needed), a prune after that date deletes them",
+                modes.into_iter().collect::<Vec<_>>().join(", "),
+                r.retained.len(),
+                bytes(r.bytes_retained),
+                latest.map_or("the hold is lifted".to_string(), |t| t.to_string()),
+            );
+            for o in r.retained.iter().filter(|_| cli.verbose > 0) {
+                println!(
+                    "  retained: {} ({}, {})",
+                    o.path,
+                    o.retention.mode,
+                    o.retention
+                        .until
+                        .map_or("no end".to_string(), |t| t.to_string())
+                );
+            }
+        }
     }
-    Ok(())
+    if !r.delete_failed.is_empty() {
+        for e in &r.delete_failed {
+            eprintln!("warning: {e}");
+        }
+        eprintln!(
+            "prune finished, but {} objects could not be deleted; the repository is consistent \
+             without them and the next prune retries",
+            r.delete_failed.len()
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn config_cmd(cli: &Cli, key: Option<&str>, value: Option<&str>) -> Result<u8> {
+    let mut repo = open(cli)?;
+    if let Some(key) = key {
+        let on = match value {
+            Some("on" | "true" | "yes" | "1") => true,
+            Some("off" | "false" | "no" | "0") => false,
+            Some(v) => bail!("{key}: expected on or off, not {v:?}"),
+            None => bail!("{key}: give a value (on or off)"),
+        };
+        match key {
+            "append-only" => {
+                if cli.append_only && !on {
+                    bail!("append-only mode: a client run with --append-only cannot lift the repository's setting");
+                }
+                // Settings change under an exclusive lock, so no running command sees two.
+                let _l = if repo.config().append_only == on {
+                    None
+                } else {
+                    lock(cli, &repo, true)?
+                };
+                if repo.config().append_only != on {
+                    repo.set_append_only(on)?;
+                }
+            }
+            other => bail!("unknown setting {other:?} (settings: append-only)"),
+        }
+    }
+    let c = repo.config();
+    if cli.json {
+        print_json(&serde_json::json!({
+            "id": c.id,
+            "version": c.version,
+            "chunker": c.chunker,
+            "pack_size": c.pack_size,
+            "compression_level": c.compression_level,
+            "append_only": c.append_only,
+        }))?;
+    } else if !cli.quiet {
+        println!("repository {}", c.id);
+        println!("format version     {}", c.version);
+        println!(
+            "chunk sizes        min {} / avg {} / max {}",
+            bytes(c.chunker.min as u64),
+            bytes(c.chunker.avg as u64),
+            bytes(c.chunker.max as u64)
+        );
+        println!("pack size          {}", bytes(c.pack_size as u64));
+        println!("compression level  {}", c.compression_level);
+        println!(
+            "append-only        {}",
+            if c.append_only { "on" } else { "off" }
+        );
+    }
+    Ok(0)
 }
 
 fn stats_cmd(cli: &Cli, ids: &[String], mode: &str, filter: &Filter) -> Result<u8> {

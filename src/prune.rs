@@ -121,6 +121,24 @@ pub struct PruneReport {
     pub index_files_written: usize,
     pub index_files_deleted: usize,
     pub unused_after: u64,
+    /// Packs actually deleted (unused, repacked and unindexed ones) and their bytes.
+    pub packs_removed: usize,
+    pub bytes_removed: u64,
+    /// Objects prune meant to delete that the store holds under retention (S3 Object Lock):
+    /// left in place, and removed by a prune after the date shown.
+    pub retained: Vec<RetainedObject>,
+    pub bytes_retained: u64,
+    /// Objects whose delete failed (a put-only credential, say). The repository is consistent
+    /// without deleting them; a later prune retries.
+    pub delete_failed: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RetainedObject {
+    pub path: String,
+    pub size: u64,
+    #[serde(flatten)]
+    pub retention: crate::backend::Retention,
 }
 
 /// Every blob reachable from a snapshot. Fails if any tree cannot be loaded or any data blob
@@ -193,6 +211,13 @@ pub fn prune(
 ) -> Result<PruneReport> {
     let index = Index::load(repo)?;
     let index_ids = index.index_files().to_vec();
+    // Every stored index file, superseded leftovers included: the new index supersedes them
+    // all, so a leftover never comes back into force when its superseder is deleted.
+    let all_index_ids: Vec<Id> = index_ids
+        .iter()
+        .chain(index.superseded_files())
+        .copied()
+        .collect();
     let files: Vec<IndexFile> = index_ids
         .par_iter()
         .map(|id| load_index_file(repo, id))
@@ -311,8 +336,11 @@ pub fn prune(
     if opts.dry_run {
         return Ok(rep);
     }
-    let nothing_to_do =
-        repack.is_empty() && delete.is_empty() && unindexed.is_empty() && rep.blobs_unused == 0;
+    let nothing_to_do = repack.is_empty()
+        && delete.is_empty()
+        && unindexed.is_empty()
+        && rep.blobs_unused == 0
+        && index.superseded_files().is_empty();
     if nothing_to_do {
         return Ok(rep);
     }
@@ -381,30 +409,94 @@ pub fn prune(
         .collect();
     all.extend(new_packs);
     all.sort_by_key(|p| p.id);
-    for chunk in all.chunks(256) {
+    // Only the last file names the old ones: it is written after the others are durable, so
+    // the old files drop out of force only once the whole new index is stored.
+    let mut chunks: Vec<&[IndexPack]> = all.chunks(256).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
         let f = IndexFile {
-            supersedes: index_ids.clone(),
+            supersedes: if i == last {
+                all_index_ids.clone()
+            } else {
+                vec![]
+            },
             packs: chunk.to_vec(),
         };
         repo.save_file(FileKind::Index, FileType::Index, &f.encode())?;
         rep.index_files_written += 1;
     }
 
-    // 4. Old index files, then 5. packs nothing names.
+    // 4. Old index files, then 5. packs nothing names. Neither is needed any more, so an
+    // object the store will not delete yet is reported and left for a later prune instead of
+    // stopping half way.
     check_lock()?;
-    for id in &index_ids {
-        repo.backend().remove(FileType::Index, &id.to_hex())?;
-        rep.index_files_deleted += 1;
-    }
-    check_lock()?;
-    let doomed: Vec<Id> = delete
+    let index_sizes: HashMap<String, u64> =
+        repo.backend().list(FileType::Index)?.into_iter().collect();
+    let doomed_index: Vec<(FileType, Id, u64)> = all_index_ids
         .iter()
-        .map(|p| p.id)
-        .chain(repack.iter().map(|p| p.id))
-        .chain(unindexed.iter().map(|(i, _)| *i))
+        .map(|id| {
+            let size = index_sizes.get(&id.to_hex()).copied().unwrap_or(0);
+            (FileType::Index, *id, size)
+        })
         .collect();
-    for id in doomed {
-        repo.backend().remove(FileType::Pack, &id.to_hex())?;
+    let doomed_packs: Vec<(FileType, Id, u64)> = delete
+        .iter()
+        .map(|p| (p.id, p.size))
+        .chain(repack.iter().map(|p| (p.id, p.size)))
+        .chain(unindexed.iter().copied())
+        .map(|(id, size)| (FileType::Pack, id, size))
+        .collect();
+    for (i, doomed) in [doomed_index, doomed_packs].into_iter().enumerate() {
+        if i == 1 {
+            check_lock()?;
+        }
+        let be = repo.backend();
+        let outcome: Vec<Result<DeleteOutcome>> = doomed
+            .par_iter()
+            .map(|&(t, id, size)| {
+                let name = id.to_hex();
+                // A store that cannot say is treated as holding nothing: the delete then
+                // either works or is reported as failed.
+                if let Ok(Some(r)) = be.retention(t, &name) {
+                    return Ok(DeleteOutcome::Retained(RetainedObject {
+                        path: crate::backend::object_path(t, &name),
+                        size,
+                        retention: r,
+                    }));
+                }
+                if let Some(l) = lock {
+                    l.check()?;
+                }
+                Ok(match be.remove(t, &name) {
+                    Ok(()) => DeleteOutcome::Deleted(t, size),
+                    Err(e) => DeleteOutcome::Failed(format!("{e}")),
+                })
+            })
+            .collect();
+        for o in outcome {
+            match o? {
+                DeleteOutcome::Deleted(FileType::Index, _) => rep.index_files_deleted += 1,
+                DeleteOutcome::Deleted(_, size) => {
+                    rep.packs_removed += 1;
+                    rep.bytes_removed += size;
+                }
+                DeleteOutcome::Retained(r) => {
+                    rep.bytes_retained += r.size;
+                    rep.retained.push(r);
+                }
+                DeleteOutcome::Failed(e) => rep.delete_failed.push(e),
+            }
+        }
     }
+    rep.retained.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(rep)
+}
+
+enum DeleteOutcome {
+    Deleted(FileType, u64),
+    Retained(RetainedObject),
+    Failed(String),
 }

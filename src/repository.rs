@@ -17,6 +17,8 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub pack_size: u32,
     pub kdf: KdfParams,
+    /// The repository's append-only setting (see `Config::append_only`).
+    pub append_only: bool,
 }
 
 impl Default for InitOptions {
@@ -25,6 +27,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             pack_size: 16 << 20,
             kdf: KdfParams::default(),
+            append_only: false,
         }
     }
 }
@@ -33,6 +36,8 @@ impl Default for InitOptions {
 #[derive(Clone)]
 pub struct Repository {
     be: Arc<dyn Backend>,
+    /// The backend without the repository's own append-only guard: settings are changed here.
+    settings_be: Arc<dyn Backend>,
     keys: Keys,
     config: Config,
     chunker: Arc<Chunker>,
@@ -84,7 +89,8 @@ pub fn format_time(z: jiff::Zoned) -> String {
 impl Repository {
     /// Creates a repository; refuses when a `config` already exists.
     pub fn init(be: Arc<dyn Backend>, password: &[u8], opts: InitOptions) -> Result<Repository> {
-        let config = Config::new(opts.chunker, opts.pack_size);
+        let mut config = Config::new(opts.chunker, opts.pack_size);
+        config.append_only = opts.append_only;
         config.validate().map_err(Error::Invalid)?;
         opts.kdf.check()?;
         match be.read(FileType::Config, "config") {
@@ -109,7 +115,14 @@ impl Repository {
 
     fn assemble(be: Arc<dyn Backend>, keys: Keys, config: Config) -> Repository {
         let chunker = Arc::new(Chunker::new(config.chunker, keys.chunker_key()));
+        let settings_be = be.clone();
+        let be: Arc<dyn Backend> = if config.append_only {
+            Arc::new(crate::backend::AppendOnly(be))
+        } else {
+            be
+        };
         Repository {
+            settings_be,
             be,
             keys,
             config,
@@ -218,6 +231,18 @@ impl Repository {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Turns the repository's append-only setting on or off by replacing the config (refused
+    /// when the backend itself is append-only, as with `--append-only`). Takes effect for
+    /// every client that opens the repository afterwards.
+    pub fn set_append_only(&mut self, on: bool) -> Result<()> {
+        let mut c = self.config.clone();
+        c.append_only = on;
+        let sealed = format::seal_file(&self.keys, FileKind::Config, &c.encode());
+        self.settings_be.replace_config(&sealed)?;
+        self.config = c;
+        Ok(())
     }
 
     pub fn chunker(&self) -> &Chunker {

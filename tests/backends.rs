@@ -213,6 +213,39 @@ fn object_lock_bucket_backs_up_and_restores() {
     env.backup(&[&src]);
     env.ok(&["check", "--read-data"]);
     restore_latest_matches(&env, "r", &expected, &src);
+
+    // Forget the first snapshot and prune: everything prune would delete is still under the
+    // bucket's one-day retention, so it is reported and left, and prune succeeds.
+    write(&src.join("big.bin"), &bytes(3 << 20, 8));
+    env.backup(&[&src]);
+    let expected = snapshot_meta(&src);
+    env.ok(&["forget", "--keep-last", "1"]);
+    let r = env.json(&["prune", "--max-unused", "0"]);
+    let retained = r["retained"].as_array().unwrap();
+    assert!(
+        retained
+            .iter()
+            .any(|o| o["path"].as_str().unwrap().starts_with("data/"))
+            && retained
+                .iter()
+                .any(|o| o["path"].as_str().unwrap().starts_with("index/")),
+        "{r}"
+    );
+    let tomorrow = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(20);
+    for o in retained {
+        assert_eq!(o["mode"], "COMPLIANCE", "{o}");
+        let until: jiff::Timestamp = o["until"].as_str().unwrap().parse().unwrap();
+        assert!(until > tomorrow, "{o}");
+    }
+    assert_eq!(r["packs_removed"], 0, "{r}");
+    assert!(r["delete_failed"].as_array().unwrap().is_empty(), "{r}");
+    let text = env.ok(&["prune", "--max-unused", "0"]);
+    assert!(
+        text.contains("retained by the store (COMPLIANCE)"),
+        "{text}"
+    );
+    env.ok(&["check", "--read-data"]);
+    restore_latest_matches(&env, "r2", &expected, &src);
 }
 
 /// Counts reads that reach the store (key and config reads aside).
@@ -392,4 +425,234 @@ fn retries_are_reported_with_verbose() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("retry 1 of 10"), "{err}");
+}
+
+/// How the fault-injecting store answers the completion of a multipart upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Completion {
+    /// Passed through.
+    Works,
+    /// Fails before reaching the store: the upload stays pending unless aborted.
+    Refused,
+    /// Reaches the store, which assembles the object, but the answer is lost.
+    AnswerLost,
+}
+
+/// An object store that passes everything through to `inner` but fails multipart completions
+/// as `mode` says, counting completions and aborts.
+#[derive(Debug)]
+struct FaultStore {
+    inner: Arc<dyn object_store::ObjectStore>,
+    mode: Completion,
+    completions: Arc<AtomicU64>,
+    aborts: Arc<AtomicU64>,
+}
+
+impl std::fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+#[derive(Debug)]
+struct FaultUpload {
+    inner: Box<dyn object_store::MultipartUpload>,
+    mode: Completion,
+    completions: Arc<AtomicU64>,
+    aborts: Arc<AtomicU64>,
+}
+
+fn injected_store_error() -> object_store::Error {
+    object_store::Error::Generic {
+        store: "fault",
+        source: "injected: connection reset during CompleteMultipartUpload".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::MultipartUpload for FaultUpload {
+    fn put_part(&mut self, data: object_store::PutPayload) -> object_store::UploadPart {
+        self.inner.put_part(data)
+    }
+    async fn complete(&mut self) -> object_store::Result<object_store::PutResult> {
+        self.completions.fetch_add(1, Ordering::SeqCst);
+        match self.mode {
+            Completion::Works => self.inner.complete().await,
+            Completion::Refused => Err(injected_store_error()),
+            Completion::AnswerLost => {
+                self.inner.complete().await?;
+                Err(injected_store_error())
+            }
+        }
+    }
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.aborts.fetch_add(1, Ordering::SeqCst);
+        self.inner.abort().await
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for FaultStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(FaultUpload {
+            inner,
+            mode: self.mode,
+            completions: self.completions.clone(),
+            aborts: self.aborts.clone(),
+        }))
+    }
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Packs above the multipart threshold whose completion fails: a refused completion fails the
+/// backup cleanly and the upload is aborted (nothing pending, nothing listed); a completion
+/// whose answer is lost is recognised as stored. Either way check passes afterwards.
+#[test]
+fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
+    use cista::archiver::{backup, BackupOptions, Source};
+    let mut env = Env::empty();
+    let bucket = s3::bucket("multipart");
+    env.location = Some(format!("s3://{bucket}/repo"));
+    let src = env.path("src");
+    // 2½ packs of 20 MiB, each uploaded in two parts (16 MiB + 4 MiB).
+    write(&src.join("a.bin"), &bytes(50 << 20, 11));
+    let open = |mode: Completion| {
+        let (completions, aborts) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let store = FaultStore {
+            inner: Arc::new(s3::store(&bucket)),
+            mode,
+            completions: completions.clone(),
+            aborts: aborts.clone(),
+        };
+        let be = cista::backend::ObjectStoreBackend::from_store(
+            Arc::new(store),
+            "repo",
+            &format!("s3://{bucket}/repo"),
+        )
+        .unwrap()
+        .with_multipart_threshold(8 << 20)
+        .with_connections(2);
+        (Arc::new(be) as Arc<dyn Backend>, completions, aborts)
+    };
+    let (be, _, _) = open(Completion::Works);
+    let opts = cista::InitOptions {
+        pack_size: 20 << 20,
+        ..Default::default()
+    };
+    cista::Repository::init(be, PASSWORD.as_bytes(), opts).unwrap();
+    let run = |mode: Completion| {
+        let (be, completions, aborts) = open(mode);
+        let repo = cista::Repository::open(be, PASSWORD.as_bytes()).unwrap();
+        let index = cista::index::Index::load(&repo).unwrap();
+        let r = backup(
+            &repo,
+            &index,
+            Source::Paths(vec![src.clone()]),
+            &BackupOptions {
+                force: true,
+                ..Default::default()
+            },
+            None,
+        );
+        (
+            r,
+            completions.load(Ordering::SeqCst),
+            aborts.load(Ordering::SeqCst),
+        )
+    };
+
+    let (r, completions, aborts) = run(Completion::Refused);
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("CompleteMultipartUpload"), "{e}");
+    assert!(
+        completions >= 1 && aborts == completions,
+        "{completions} completions, {aborts} aborts"
+    );
+    assert_eq!(s3::pending_uploads(&bucket), 0);
+    env.ok(&["check", "--read-data"]);
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+
+    let (r, completions, aborts) = run(Completion::AnswerLost);
+    r.unwrap();
+    assert!(
+        completions >= 2 && aborts == 0,
+        "{completions} completions, {aborts} aborts"
+    );
+    assert_eq!(s3::pending_uploads(&bucket), 0);
+    env.ok(&["check", "--read-data"]);
+    let expected = snapshot_meta(&src);
+    restore_latest_matches(&env, "r", &expected, &src);
+}
+
+/// `-o connections=N` sets the uploads in flight; a bad value is refused by name.
+#[test]
+fn connections_option() {
+    let mut env = Env::empty();
+    env.location = Some(format!("s3://{}/repo", s3::bucket("conns")));
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("big.bin"), &bytes(5 << 20, 21));
+    let o = env.run(&["-o", "connections=0", "snapshots"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("connections=0"));
+    env.ok(&["-o", "connections=1", "init", "--pack-size", "1"]);
+    let r = env.json(&["-o", "connections=1", "backup", src.to_str().unwrap()]);
+    assert!(r["data_blobs"].as_u64().unwrap() > 0, "{r}");
+    env.ok(&[
+        "-o",
+        "connections=8",
+        "backup",
+        "--force",
+        src.to_str().unwrap(),
+    ]);
+    env.ok(&["check", "--read-data"]);
+    restore_latest_matches(&env, "r", &snapshot_meta(&src), &src);
 }

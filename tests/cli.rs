@@ -183,3 +183,66 @@ fn append_only_refuses_deletion_but_backs_up() {
     assert!(be.remove(FileType::Snapshot, &snaps[0].0).is_err());
     assert_eq!(env.count("snapshots"), 2);
 }
+
+/// The repository setting: set at init with --append-only (or later with `config`), it makes
+/// every client refuse forget, prune and tag; a client run with --append-only cannot lift it;
+/// `config append-only off` from another host does, and then forget works.
+#[test]
+fn append_only_repository_setting() {
+    let env = Env::empty();
+    let o = env
+        .cmd(&["init"])
+        .env("CISTA_APPEND_ONLY", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.json(&["config"])["append_only"], true);
+    let src = env.path("src");
+    small_tree(&src);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    for args in [
+        &["forget", "--keep-last", "1"][..],
+        &["prune"][..],
+        &["tag", "--add", "x"][..],
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("append-only"), "{args:?}: {err}");
+    }
+    assert_eq!(env.count("snapshots"), 2);
+    assert_eq!(env.count("locks"), 0, "own locks are still removed");
+    // The library opened on this repository refuses deletes too, whatever the caller.
+    let repo = cista::Repository::open(
+        cista::backend::open_location(env.repo().to_str().unwrap(), &[]).unwrap(),
+        PASSWORD.as_bytes(),
+    )
+    .unwrap();
+    let snaps = repo.backend().list(FileType::Snapshot).unwrap();
+    assert!(repo
+        .backend()
+        .remove(FileType::Snapshot, &snaps[0].0)
+        .is_err());
+    assert_eq!(env.count("snapshots"), 2);
+
+    let o = env
+        .cmd(&["config", "append-only", "off"])
+        .env("CISTA_APPEND_ONLY", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(env.json(&["config"])["append_only"], true);
+    let o = env.run(&["config", "append-only", "maybe"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    env.ok(&["config", "append-only", "off"]);
+    assert_eq!(env.json(&["config"])["append_only"], false);
+    env.ok(&["forget", "--keep-last", "1", "--prune"]);
+    assert_eq!(env.count("snapshots"), 1);
+    env.ok(&["config", "append-only", "on"]);
+    assert!(!env.run(&["forget", "--keep-last", "1"]).status.success());
+    env.ok(&["check", "--read-data"]);
+    let expected = snapshot_meta(&src);
+    restore_latest_matches(&env, "r", &expected, &src);
+}

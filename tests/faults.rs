@@ -176,12 +176,83 @@ fn prune_stopped_at_every_step_never_damages() {
         let clean =
             Repository::open(Arc::new(LocalBackend::new(env.repo())), PASSWORD.as_bytes()).unwrap();
         full_check(&clean);
+        // A failed delete no longer stops prune: it reports the object and goes on.
         if let Ok(r) = done {
             assert!(r.packs_repacked > 0 && r.packs_deleted > 0, "{r:?}");
-            steps = ok;
-            break;
+            if r.delete_failed.is_empty() {
+                steps = ok;
+                break;
+            }
         }
     }
     assert!(steps > 5, "prune finished after {steps} steps");
     restore_latest_matches(&env, "r", &expected, &src);
+}
+
+/// A store that refuses every delete (a put-only credential, Object Lock on another store):
+/// prune still finishes, names what it could not delete, and leaves a repository that checks
+/// clean; the old index files it could not delete are superseded, not back in force. A later
+/// prune with delete rights removes the leftovers.
+#[test]
+fn prune_reports_objects_it_cannot_delete_and_a_later_prune_removes_them() {
+    let env = Env::empty();
+    env.ok(&["init", "--pack-size", "1"]);
+    let src = env.path("src");
+    for night in 0..3u64 {
+        for i in 0..30u64 {
+            if night == 0 || i % 3 == night - 1 {
+                write(&src.join(format!("f{i}")), &bytes(40_000, night * 100 + i));
+            }
+        }
+        env.ok(&["backup", src.to_str().unwrap()]);
+    }
+    let expected = snapshot_meta(&src);
+    env.ok(&["forget", "--keep-last", "1"]);
+    let refusing = hooked::Hooked::new(Arc::new(LocalBackend::new(env.repo())), |op, t, name| {
+        if op == hooked::Op::Remove && t != FileType::Lock {
+            return Err(hooked::injected(
+                "delete",
+                name,
+                std::io::ErrorKind::PermissionDenied,
+                "AccessDenied",
+            ));
+        }
+        Ok(())
+    });
+    let repo = Repository::open(Arc::new(refusing), PASSWORD.as_bytes()).unwrap();
+    let opts = cista::prune::PruneOptions {
+        max_unused: cista::prune::MaxUnused::Bytes(0),
+        ..Default::default()
+    };
+    let r = cista::prune::prune(&repo, &opts, None).unwrap();
+    assert!(r.packs_written > 0 && r.packs_repacked > 0, "{r:?}");
+    let old_index_files = 3;
+    assert!(
+        r.delete_failed.len() >= old_index_files + r.packs_repacked + r.packs_deleted,
+        "{r:?}"
+    );
+    assert!(
+        r.delete_failed.iter().all(|e| e.contains("AccessDenied")),
+        "{r:?}"
+    );
+    assert_eq!((r.packs_removed, r.index_files_deleted), (0, 0));
+    let clean =
+        Repository::open(Arc::new(LocalBackend::new(env.repo())), PASSWORD.as_bytes()).unwrap();
+    full_check(&clean);
+    let index = Index::load(&clean).unwrap();
+    assert_eq!(index.superseded_files().len(), old_index_files);
+    assert_eq!(index.index_files().len(), r.index_files_written);
+    restore_latest_matches(&env, "r", &expected, &src);
+
+    // A prune with delete rights removes the leftovers, superseded index files included.
+    let o = env.run(&["prune"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index = Index::load(&clean).unwrap();
+    assert!(index.superseded_files().is_empty());
+    let notes = env.ok(&["check", "--read-data"]);
+    assert!(
+        !notes.contains("superseded") && !notes.contains("not in any index"),
+        "{notes}"
+    );
+    restore_latest_matches(&env, "r2", &expected, &src);
 }

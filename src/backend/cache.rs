@@ -104,12 +104,22 @@ impl Backend for CacheBackend {
         Ok(l)
     }
 
+    fn replace_config(&self, data: &[u8]) -> Result<()> {
+        self.inner.replace_config(data)
+    }
     fn remove(&self, t: FileType, name: &str) -> Result<()> {
         self.inner.remove(t, name)?;
         if cached(t) {
             let _ = fs::remove_file(self.path(t, name));
         }
         Ok(())
+    }
+
+    fn retention(&self, t: FileType, name: &str) -> Result<Option<super::Retention>> {
+        self.inner.retention(t, name)
+    }
+    fn connections(&self) -> usize {
+        self.inner.connections()
     }
 }
 

@@ -87,8 +87,17 @@ impl Backend for Limited {
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
         self.inner.list(t)
     }
+    fn replace_config(&self, data: &[u8]) -> Result<()> {
+        self.inner.replace_config(data)
+    }
     fn remove(&self, t: FileType, name: &str) -> Result<()> {
         self.inner.remove(t, name)
+    }
+    fn retention(&self, t: FileType, name: &str) -> Result<Option<super::Retention>> {
+        self.inner.retention(t, name)
+    }
+    fn connections(&self) -> usize {
+        self.inner.connections()
     }
 }
 

@@ -113,6 +113,27 @@ impl Backend for LocalBackend {
         sync_dir(&parent).map_err(|e| err("sync directory", e))
     }
 
+    fn replace_config(&self, data: &[u8]) -> Result<()> {
+        let t = FileType::Config;
+        let fin = self.path(t, "config");
+        let tmp = self.root.join("tmp").join(format!(
+            "config-{}",
+            hex::encode(crate::crypto::random_bytes::<8>())
+        ));
+        let r = (|| -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            // rename replaces atomically: a reader sees the old config or the new one.
+            fs::rename(&tmp, &fin)?;
+            sync_dir(&self.root)
+        })();
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r.map_err(|e| backend_err("replace", t, "config", e))
+    }
+
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
         let mut scan = |dir: &Path| -> std::io::Result<()> {

@@ -67,6 +67,14 @@ impl Backend for MemBackend {
         Ok(())
     }
 
+    fn replace_config(&self, data: &[u8]) -> Result<()> {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(object_path(FileType::Config, "config"), data.to_vec());
+        Ok(())
+    }
+
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
         let m = self.objects.lock().unwrap();
         Ok(m.iter()

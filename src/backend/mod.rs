@@ -101,6 +101,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
     /// Deletes an object; deleting a missing object is not an error.
     fn remove(&self, t: FileType, name: &str) -> Result<()>;
+    /// Replaces the `config` object atomically: a reader sees the old or the new one, whole.
+    /// The one overwrite in the format, for repository settings.
+    fn replace_config(&self, data: &[u8]) -> Result<()>;
+    /// Whether the store holds the object under a retention that forbids deleting it now (S3
+    /// Object Lock). `None` where the store has no such notion or nothing holds the object.
+    fn retention(&self, _t: FileType, _name: &str) -> Result<Option<Retention>> {
+        Ok(None)
+    }
+    /// How many writes may run at once: 0 for a store written inline by the thread that filled
+    /// the pack (local disk, where a write is a page-cache copy), N > 0 for a store worth N
+    /// uploads in flight while chunking goes on.
+    fn connections(&self) -> usize {
+        0
+    }
+}
+
+/// A store's hold on an object (S3 Object Lock retention or legal hold).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    /// `COMPLIANCE`, `GOVERNANCE` or `LEGAL HOLD`.
+    pub mode: String,
+    /// When the retention ends; `None` for a legal hold, which lasts until lifted.
+    pub until: Option<jiff::Timestamp>,
 }
 
 /// Opens a repository location: a path or `file:///path` (local disk), or `s3://`, `gs://`,
@@ -150,6 +173,11 @@ impl Backend for AppendOnly {
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
         self.0.list(t)
     }
+    fn replace_config(&self, _data: &[u8]) -> Result<()> {
+        Err(crate::Error::Invalid(
+            "append-only mode: refusing to replace the config".into(),
+        ))
+    }
     fn remove(&self, t: FileType, name: &str) -> Result<()> {
         if t != FileType::Lock {
             return Err(crate::Error::Invalid(format!(
@@ -158,6 +186,12 @@ impl Backend for AppendOnly {
             )));
         }
         self.0.remove(t, name)
+    }
+    fn retention(&self, t: FileType, name: &str) -> Result<Option<Retention>> {
+        self.0.retention(t, name)
+    }
+    fn connections(&self) -> usize {
+        self.0.connections()
     }
 }
 

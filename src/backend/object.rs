@@ -13,22 +13,60 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 
 use super::{is_object_name, object_path, Backend, FileType};
 use crate::error::{Error, Result};
 
-/// Objects above this size are uploaded in parts.
+/// Objects above this size are uploaded in parts (`-o multipart-threshold=BYTES` changes it).
 pub const MULTIPART_THRESHOLD: usize = 64 << 20;
 const PART_SIZE: usize = 16 << 20;
+/// Uploads in flight during a backup unless `-o connections=N` says otherwise.
+pub const DEFAULT_CONNECTIONS: usize = 4;
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
+    /// The same store as S3, for the signed requests object_store has no call for.
+    s3: Option<object_store::aws::AmazonS3>,
+    http: std::sync::OnceLock<reqwest::Client>,
     prefix: String,
     location: String,
     rt: tokio::runtime::Runtime,
+    connections: usize,
+    multipart_threshold: usize,
+}
+
+/// Settings of cista's own that `-o` accepts beside the store's configuration keys.
+struct Tuning {
+    connections: usize,
+    multipart_threshold: usize,
+}
+
+fn split_tuning(
+    options: &[(String, String)],
+    bad: &dyn Fn(String) -> Error,
+) -> Result<(Tuning, Vec<(String, String)>)> {
+    let mut t = Tuning {
+        connections: DEFAULT_CONNECTIONS,
+        multipart_threshold: MULTIPART_THRESHOLD,
+    };
+    let mut rest = Vec::new();
+    for (k, v) in options {
+        let num = || {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad(format!("option {k}={v}: expected a positive number")))
+        };
+        match k.as_str() {
+            "connections" => t.connections = num()?,
+            "multipart-threshold" => t.multipart_threshold = num()?.max(5 << 20),
+            _ => rest.push((k.clone(), v.clone())),
+        }
+    }
+    Ok((t, rest))
 }
 
 impl std::fmt::Debug for ObjectStoreBackend {
@@ -84,6 +122,9 @@ impl ObjectStoreBackend {
             return Err(bad("no bucket or container".into()));
         }
         let base = format!("{scheme}://{bucket}");
+        let (tuning, options) = split_tuning(options, &bad)?;
+        let options = &options[..];
+        let mut s3 = None;
         let store: Arc<dyn ObjectStore> = match scheme {
             "s3" | "s3a" => {
                 // A SHA-256 checksum on every upload: the store verifies what arrived, and buckets
@@ -111,7 +152,9 @@ impl ObjectStoreBackend {
                     let key = k.parse().map_err(|e| bad(format!("option {k}: {e}")))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+                let built = b.build().map_err(|e| bad(e.to_string()))?;
+                s3 = Some(built.clone());
+                Arc::new(built)
             }
             "gs" => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -139,6 +182,20 @@ impl ObjectStoreBackend {
                 )))
             }
         };
+        let mut be = ObjectStoreBackend::from_store(store, prefix, url)?;
+        be.s3 = s3;
+        be.connections = tuning.connections;
+        be.multipart_threshold = tuning.multipart_threshold;
+        Ok(be)
+    }
+
+    /// A backend over any `object_store` implementation, objects under `prefix`; `location`
+    /// names it in messages. Used by `open` and by tests that wrap a store to inject faults.
+    pub fn from_store(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        location: &str,
+    ) -> Result<ObjectStoreBackend> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -147,10 +204,26 @@ impl ObjectStoreBackend {
             .map_err(|e| Error::io("start I/O runtime", "", e))?;
         Ok(ObjectStoreBackend {
             store,
+            s3: None,
+            http: std::sync::OnceLock::new(),
             prefix: prefix.trim_matches('/').to_string(),
-            location: url.to_string(),
+            location: location.to_string(),
             rt,
+            connections: DEFAULT_CONNECTIONS,
+            multipart_threshold: MULTIPART_THRESHOLD,
         })
+    }
+
+    /// Uploads in flight during a backup.
+    pub fn with_connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+
+    /// Objects above `n` bytes go up as multipart uploads.
+    pub fn with_multipart_threshold(mut self, n: usize) -> Self {
+        self.multipart_threshold = n;
+        self
     }
 
     fn path(&self, t: FileType, name: &str) -> StorePath {
@@ -178,19 +251,80 @@ impl ObjectStoreBackend {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let upload = self.store.put_multipart(p).await?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        for part in data.chunks(PART_SIZE) {
-            if let Err(e) = w.wait_for_capacity(4).await {
-                let _ = w.abort().await;
-                return Err(e);
+        let mut upload = self.store.put_multipart(p).await?;
+        let parts = async {
+            let mut in_flight = futures::stream::FuturesUnordered::new();
+            for part in data.chunks(PART_SIZE) {
+                if in_flight.len() >= PARTS_IN_FLIGHT {
+                    in_flight.try_next().await?;
+                }
+                in_flight
+                    .push(upload.put_part(PutPayload::from(bytes::Bytes::copy_from_slice(part))));
             }
-            w.write(part);
+            while in_flight.try_next().await?.is_some() {}
+            Ok::<(), object_store::Error>(())
         }
-        match w.finish().await {
-            Ok(_) => Ok(()),
+        .await;
+        let result = match parts {
+            Ok(()) => upload.complete().await.map(|_| ()),
             Err(e) => Err(e),
+        };
+        let Err(e) = result else { return Ok(()) };
+        // The completion may have landed with only its answer lost: then the object is whole
+        // (the store assembles it atomically) and there is nothing to abort.
+        if let Ok(meta) = self.store.head(p).await {
+            if meta.size == data.len() as u64 {
+                return Ok(());
+            }
         }
+        // An upload left pending is invisible to listings but costs storage; abort it.
+        if let Err(a) = upload.abort().await {
+            tracing::warn!("aborting the multipart upload of {p} failed: {a}");
+        }
+        Err(e)
+    }
+
+    async fn head_lock(&self, p: &StorePath) -> Result<Option<super::Retention>> {
+        use object_store::signer::Signer;
+        let Some(s3) = &self.s3 else { return Ok(None) };
+        let failed = |m: String| Error::Backend {
+            op: "read retention of",
+            path: p.to_string(),
+            source: std::io::Error::other(m),
+        };
+        let url = s3
+            .signed_url(http::Method::HEAD, p, Duration::from_secs(300))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let client = self.http.get_or_init(reqwest::Client::new);
+        let resp = client
+            .head(url)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(failed(format!("HTTP {}", resp.status())));
+        }
+        let h = resp.headers();
+        let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
+        if get("x-amz-object-lock-legal-hold") == Some("ON") {
+            return Ok(Some(super::Retention {
+                mode: "LEGAL HOLD".into(),
+                until: None,
+            }));
+        }
+        let until = get("x-amz-object-lock-retain-until-date")
+            .and_then(|d| d.parse::<jiff::Timestamp>().ok());
+        Ok(match (get("x-amz-object-lock-mode"), until) {
+            (Some(mode), Some(until)) if until > jiff::Timestamp::now() => Some(super::Retention {
+                mode: mode.to_string(),
+                until: Some(until),
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -237,7 +371,7 @@ impl Backend for ObjectStoreBackend {
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<()> {
         let p = self.path(t, name);
         let r = self.rt.block_on(async {
-            if data.len() > MULTIPART_THRESHOLD {
+            if data.len() > self.multipart_threshold {
                 return self.put_large(&p, data).await;
             }
             let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
@@ -293,6 +427,24 @@ impl Backend for ObjectStoreBackend {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    fn replace_config(&self, data: &[u8]) -> Result<()> {
+        // A single put is atomic on every object store: readers get the old or new object.
+        let p = self.path(FileType::Config, "config");
+        let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
+        self.rt
+            .block_on(self.store.put(&p, payload))
+            .map(|_| ())
+            .map_err(|e| super::backend_err("replace", FileType::Config, "config", io_err(e)))
+    }
+
+    fn retention(&self, t: FileType, name: &str) -> Result<Option<super::Retention>> {
+        self.rt.block_on(self.head_lock(&self.path(t, name)))
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<()> {

@@ -89,8 +89,22 @@ impl Backend for Hooked {
         (self.before)(Op::List, t, "")?;
         self.inner.list(t)
     }
+    fn replace_config(&self, data: &[u8]) -> cista::Result<()> {
+        (self.before)(Op::Write, FileType::Config, "config")?;
+        self.inner.replace_config(data)
+    }
     fn remove(&self, t: FileType, name: &str) -> cista::Result<()> {
         (self.before)(Op::Remove, t, name)?;
         self.inner.remove(t, name)
+    }
+    fn retention(
+        &self,
+        t: FileType,
+        name: &str,
+    ) -> cista::Result<Option<cista::backend::Retention>> {
+        self.inner.retention(t, name)
+    }
+    fn connections(&self) -> usize {
+        self.inner.connections()
     }
 }

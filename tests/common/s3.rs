@@ -52,6 +52,17 @@ pub fn server() -> &'static S3Server {
 
 /// Sends one unsigned HTTP request (moto does not check signatures) and returns the status.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+    http_body(port, method, path, headers, body).0
+}
+
+/// Like `http`, also returning the response (headers and body) as text.
+pub fn http_body(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     for (k, v) in headers {
@@ -62,10 +73,39 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     s.write_all(body).unwrap();
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    resp.split_whitespace()
+    let code = resp
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (code, resp)
+}
+
+/// Multipart uploads started in `bucket` and neither completed nor aborted.
+pub fn pending_uploads(bucket: &str) -> usize {
+    let (code, body) = http_body(
+        server().port,
+        "GET",
+        &format!("/{bucket}?uploads"),
+        &[],
+        b"",
+    );
+    assert_eq!(code, 200, "{body}");
+    body.matches("<UploadId>").count()
+}
+
+/// An object_store client for a bucket of the test server, for tests that wrap the store.
+pub fn store(bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://127.0.0.1:{}", server().port))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_bucket_name(bucket)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_metadata_endpoint("http://127.0.0.1:9")
+        .build()
+        .unwrap()
 }
 
 /// Creates a fresh bucket and returns its name.
