@@ -107,6 +107,10 @@ struct Packer {
     uploads: Option<Uploads>,
 }
 
+fn data_pack_capacity(repo: &Repository) -> usize {
+    repo.config().pack_size as usize + repo.config().chunker.max as usize + (1 << 20)
+}
+
 /// Background uploads for stores that answer slowly (object stores): finished packs go to
 /// `connections` threads through a rendezvous channel, so at most that many packs are in
 /// flight (memory stays bounded) while the workers go on chunking. A pack joins `done`, and so
@@ -209,6 +213,8 @@ struct Archiver<'a> {
     opts: &'a BackupOptions,
     names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
     dry_run: bool,
+    /// Files being read in more than one piece right now (see `store_stream`).
+    big_streams: AtomicU64,
 }
 
 /// Compiled exclude patterns.
@@ -385,7 +391,7 @@ impl<'a> Archiver<'a> {
                 let done = Arc::new(Mutex::new(Vec::new()));
                 let n = repo.backend().connections();
                 Packer {
-                    data: Mutex::new(PackWriter::new(0)),
+                    data: Mutex::new(PackWriter::new(data_pack_capacity(repo))),
                     tree: Mutex::new(PackWriter::new(0)),
                     uploads: (n > 0 && !opts.dry_run)
                         .then(|| Uploads::start(repo.backend().clone(), n, done.clone())),
@@ -399,6 +405,7 @@ impl<'a> Archiver<'a> {
             opts,
             names: Mutex::new((HashMap::new(), HashMap::new())),
             dry_run: opts.dry_run,
+            big_streams: AtomicU64::new(0),
         })
     }
 
@@ -434,7 +441,7 @@ impl<'a> Archiver<'a> {
             };
             w.add(ty, id, &sealed, data.len() as u32);
             if w.len() >= self.repo.config().pack_size as usize {
-                Some(std::mem::replace(&mut *w, PackWriter::new(0)))
+                Some(std::mem::replace(&mut *w, self.new_pack(ty)))
             } else {
                 None
             }
@@ -443,6 +450,15 @@ impl<'a> Archiver<'a> {
             self.store_pack(w)?;
         }
         Ok(id)
+    }
+
+    /// A data pack is allocated once at its final size (a full pack plus the largest blob and
+    /// a header), so it never grows by copying; tree packs are small and grow as needed.
+    fn new_pack(&self, ty: BlobType) -> PackWriter {
+        match ty {
+            BlobType::Data => PackWriter::new(data_pack_capacity(self.repo)),
+            BlobType::Tree => PackWriter::new(0),
+        }
     }
 
     fn store_pack(&self, w: PackWriter) -> Result<()> {
@@ -508,18 +524,41 @@ impl<'a> Archiver<'a> {
     /// or a large file never waits on its own reads.
     fn store_stream(&self, r: &mut (dyn Read + Send), size_hint: u64) -> Result<Content, FileErr> {
         let chunker = self.repo.chunker();
-        let seg = 2 * chunker.params().max as usize;
-        // One allocation of the right size for files that fit in a segment.
-        let mut buf: Vec<u8> = Vec::with_capacity((size_hint as usize).min(seg) + 1);
+        let max = chunker.params().max as usize;
+        // `cur` holds the uncut tail of the previous read (at most one maximum chunk) plus one
+        // read; `next` is filled while `cur` is chunked, hashed, compressed and sealed. The
+        // first large file being read gets reads of a maximum chunk, so a lone stream (a
+        // pg_dump) keeps both cores busy; others read a quarter of that, which holds memory
+        // to 24 MiB for the first large file and 12 MiB for each other one.
+        let big = size_hint > max as u64;
+        let first_big = big && self.big_streams.fetch_add(1, Relaxed) == 0;
+        let read = if !big || first_big { max } else { max / 4 };
+        let r = self.stream_pieces(r, size_hint, read);
+        if big {
+            self.big_streams.fetch_sub(1, Relaxed);
+        }
+        r
+    }
+
+    /// The body of `store_stream`, reading `read` bytes at a time.
+    fn stream_pieces(
+        &self,
+        r: &mut (dyn Read + Send),
+        size_hint: u64,
+        read: usize,
+    ) -> Result<Content, FileErr> {
+        let chunker = self.repo.chunker();
+        let max = chunker.params().max as usize;
+        let mut cur: Vec<u8> = Vec::with_capacity((size_hint as usize).min(read + max) + 1);
+        let mut next: Vec<u8> = Vec::new();
         let mut blobs = Vec::new();
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
-        let mut eof = fill(r, &mut buf, seg).map_err(FileErr::Source)?;
+        let mut eof = fill(r, &mut cur, read + max).map_err(FileErr::Source)?;
         loop {
-            let (ranges, used) = chunker.cut(&buf, eof);
-            let data = &buf;
-            let mut next: Vec<u8> = Vec::new();
-            let ((ids, _), read) = rayon::join(
+            let (ranges, used) = chunker.cut(&cur, eof);
+            let data = &cur;
+            let ((ids, _), got) = rayon::join(
                 || {
                     rayon::join(
                         || {
@@ -535,8 +574,9 @@ impl<'a> Archiver<'a> {
                     if eof {
                         Ok(true)
                     } else {
-                        next.reserve(seg);
-                        fill(r, &mut next, seg)
+                        next.clear();
+                        next.reserve_exact(read);
+                        fill(r, &mut next, read)
                     }
                 },
             );
@@ -545,9 +585,10 @@ impl<'a> Archiver<'a> {
             if eof {
                 break;
             }
-            eof = read.map_err(FileErr::Source)?;
-            buf.drain(..used);
-            buf.extend_from_slice(&next);
+            eof = got.map_err(FileErr::Source)?;
+            cur.drain(..used);
+            cur.reserve_exact(next.len());
+            cur.extend_from_slice(&next);
         }
         self.c.bytes.fetch_add(size, Relaxed);
         Ok(Content {

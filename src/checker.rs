@@ -11,10 +11,16 @@ use rayon::prelude::*;
 
 use crate::backend::FileType;
 use crate::error::Result;
-use crate::format::{BlobType, IndexFile, NodeKind};
+use crate::format::{self, BlobType, IndexFile, NodeKind};
+
+thread_local! {
+    // Blobs are opened and decompressed into per-thread buffers: check keeps no plaintext.
+    static SCRATCH: std::cell::RefCell<format::BlobScratch> = std::cell::RefCell::new(Default::default());
+    static PACK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 use crate::id::{Id, PackId, TreeId};
 use crate::index::{load_index_file, BlobLocation, IndexBuilder};
-use crate::pack::{open_blob, parse_pack};
+use crate::pack::parse_pack;
 use crate::repository::{load_key_file, Repository};
 use crate::tree::load_tree;
 
@@ -218,12 +224,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             .map(|(id, s)| (*id, *s))
             .collect();
         packs.sort();
-        packs.par_iter().for_each(|(pack, _)| {
-            let bytes = match repo.backend().read(FileType::Pack, &pack.to_hex()) {
-                Ok(b) => b,
-                Err(e) => return err(format!("{e}")),
-            };
-            let entries = match parse_pack(repo, pack, &bytes) {
+        let check_pack = |pack: &PackId, bytes: &[u8]| {
+            let entries = match parse_pack(repo, pack, bytes) {
                 Ok(e) => e,
                 Err(e) => return err(format!("{e}")),
             };
@@ -240,21 +242,40 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 }
             }
             let mut n = 0;
-            for e in &entries {
-                let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                match open_blob(repo, e.ty, &e.id, pack, sealed) {
-                    Ok(raw) if raw.len() == e.raw_len as usize => n += 1,
-                    Ok(_) => err(format!(
-                        "pack {pack}: blob {} has a length other than its header says",
-                        e.id
-                    )),
-                    Err(err_) => err(format!("{err_}")),
+            SCRATCH.with(|scratch| {
+                let scratch = &mut scratch.borrow_mut();
+                for e in &entries {
+                    let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+                    match format::verify_blob(repo.keys(), e.ty, &e.id, sealed, e.raw_len, scratch)
+                    {
+                        Ok(()) => n += 1,
+                        Err(why) => err(format!(
+                            "{} {}: in pack {pack}: {why}",
+                            if e.ty == BlobType::Tree {
+                                "tree blob"
+                            } else {
+                                "data blob"
+                            },
+                            e.id
+                        )),
+                    }
                 }
-            }
+            });
             let mut r = rep.lock().unwrap();
             r.packs_read += 1;
             r.blobs_read += n;
             r.bytes_read += bytes.len() as u64;
+        };
+        packs.par_iter().for_each(|(pack, _)| {
+            let mut bytes = PACK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            if let Err(e) = repo
+                .backend()
+                .read_into(FileType::Pack, &pack.to_hex(), &mut bytes)
+            {
+                return err(format!("{e}"));
+            }
+            check_pack(pack, &bytes);
+            PACK_BUF.with(|b| *b.borrow_mut() = bytes);
         });
     }
     Ok(rep.into_inner().unwrap())

@@ -54,6 +54,34 @@ pub fn decompress(data: &[u8], len: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Like `decompress`, into `out` (cleared first): for callers that decompress many blobs and
+/// keep none of them (check --read-data).
+pub fn decompress_into(data: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) if n == len as u64 => {}
+        Ok(Some(n)) => return Err(format!("zstd frame declares {n} bytes, expected {len}")),
+        Ok(None) => return Err("zstd frame does not declare its size".into()),
+        Err(_) => return Err("not a zstd frame".into()),
+    }
+    out.clear();
+    out.reserve(len);
+    let n = DECOMPRESSOR
+        .with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            d.as_mut()
+                .expect("set above")
+                .decompress_to_buffer(data, out)
+        })
+        .map_err(|e| format!("zstd: {e}"))?;
+    if n != len {
+        return Err(format!("zstd frame holds {n} bytes, expected {len}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +94,18 @@ mod tests {
                 prop_assert_eq!(decompress(&c, data.len()).unwrap(), data);
             }
         }
+    }
+
+    #[test]
+    fn decompress_into_reuses_and_checks() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        let c = compress(&data, 3).unwrap();
+        let mut out = vec![1, 2, 3];
+        decompress_into(&c, data.len(), &mut out).unwrap();
+        assert_eq!(out, data);
+        assert!(decompress_into(&c, data.len() - 1, &mut out).is_err());
+        assert!(decompress_into(&c[..c.len() - 1], data.len(), &mut out).is_err());
+        assert!(decompress_into(b"not zstd", 10, &mut out).is_err());
     }
 
     #[test]

@@ -93,21 +93,24 @@ impl Keys {
 
     /// Opens sealed bytes; fails closed on any modification or a different `aad`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let mut buf = Vec::new();
+        self.open_into(aad, sealed, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Like `open`, into `buf` (cleared first), so a caller opening many blobs reuses one
+    /// buffer. On failure `buf` holds garbage.
+    pub fn open_into(&self, aad: &[u8], sealed: &[u8], buf: &mut Vec<u8>) -> Result<(), OpenError> {
         if sealed.len() < SEAL_OVERHEAD {
             return Err(OpenError);
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = ct.to_vec();
+        buf.clear();
+        buf.extend_from_slice(ct);
         self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
-                aad,
-                &mut buf,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| OpenError)?;
-        Ok(buf)
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
+            .map_err(|_| OpenError)
     }
 }
 

@@ -214,6 +214,52 @@ pub fn open_blob(
     Ok(raw)
 }
 
+/// Buffers reused across `verify_blob` calls.
+#[derive(Default)]
+pub struct BlobScratch {
+    payload: Vec<u8>,
+    raw: Vec<u8>,
+}
+
+/// Checks a sealed blob as `open_blob` does (authenticates, decompresses, compares the keyed
+/// hash with `id`) and that its plaintext is `raw_len` bytes, keeping nothing: the work is
+/// done in `scratch`, so checking a repository allocates per pack, not per blob.
+pub fn verify_blob(
+    keys: &Keys,
+    ty: BlobType,
+    id: &BlobId,
+    sealed: &[u8],
+    raw_len: u32,
+    scratch: &mut BlobScratch,
+) -> Result<(), DecodeError> {
+    keys.open_into(&blob_aad(ty, id), sealed, &mut scratch.payload)?;
+    let p = &scratch.payload;
+    if p.len() < 9 {
+        return Err(bad("payload too short"));
+    }
+    let declared = u64::from_le_bytes(p[1..9].try_into().unwrap());
+    if declared != raw_len as u64 {
+        return Err(bad(format!(
+            "payload declares {declared} bytes, the pack header {raw_len}"
+        )));
+    }
+    let raw: &[u8] = match p[0] {
+        COMP_NONE => &p[9..],
+        COMP_ZSTD => {
+            compress::decompress_into(&p[9..], raw_len as usize, &mut scratch.raw).map_err(bad)?;
+            &scratch.raw
+        }
+        c => return Err(bad(format!("unknown compression {c}"))),
+    };
+    if raw.len() != raw_len as usize {
+        return Err(bad("plaintext length differs from the declared one"));
+    }
+    if keys.blob_id(raw) != *id {
+        return Err(bad("plaintext does not hash to the blob id"));
+    }
+    Ok(())
+}
+
 /// The repository configuration, sealed as `config`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {

@@ -380,7 +380,29 @@ struct BackupArgs {
     dry_run: bool,
 }
 
+/// glibc raises its mmap threshold each time a large block is freed, after which buffers of a
+/// few MiB (file segments, packs, compressed chunks) come from per-thread heaps that are not
+/// returned to the system: on a 1 GB backup that cost 40-50 MiB of peak RSS
+/// (docs/performance.md). A fixed threshold keeps those buffers mapped and unmapped whole.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_malloc() {
+    let threshold: i32 = std::env::var("CISTA_MMAP_THRESHOLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20);
+    // SAFETY: mallopt only sets an allocator parameter; it is called first thing in main,
+    // before any other thread exists, and an unaccepted value is ignored by glibc.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, threshold);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let cli = Cli::parse();
     // With -v, storage retries (logged by object_store) and other notices go to stderr.
     let level = match cli.verbose {

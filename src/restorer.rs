@@ -51,8 +51,31 @@ pub struct RestoreSummary {
     pub errors: Vec<String>,
 }
 
-/// Blobs of one file fetched and opened in parallel at a time.
+/// Blobs of one file fetched and opened in parallel at a time: at most this many, and at most
+/// `RESTORE_WINDOW_BYTES` of plaintext unless a single blob is larger, so memory per file in
+/// flight stays near 8 MiB whatever the chunk sizes.
 const RESTORE_WINDOW: usize = 8;
+const RESTORE_WINDOW_BYTES: u64 = 8 << 20;
+
+/// Splits a file's blob list into windows (see `RESTORE_WINDOW`).
+fn windows<'a>(index: &Index, content: &'a [BlobId]) -> Vec<&'a [BlobId]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, id) in content.iter().enumerate() {
+        let len = index
+            .get(BlobType::Data, id)
+            .map_or(0, |l| l.raw_len as u64);
+        if i > start && (i - start == RESTORE_WINDOW || bytes + len > RESTORE_WINDOW_BYTES) {
+            out.push(&content[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < content.len() {
+        out.push(&content[start..]);
+    }
+    out
+}
 
 struct Item {
     /// Path inside the snapshot, `/`-separated, for patterns and messages.
@@ -338,7 +361,7 @@ fn write_file(
         // every core busy; they are written and hashed in order. A blob repeated back to back
         // (runs of zeros) is fetched once.
         let mut last: Option<(BlobId, std::sync::Arc<Vec<u8>>, bool)> = None;
-        for window in node.content.chunks(RESTORE_WINDOW) {
+        for window in windows(index, &node.content) {
             let mut wanted: Vec<BlobId> = window.to_vec();
             wanted.dedup();
             if let Some((id, _, _)) = &last {
@@ -480,4 +503,55 @@ pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) 
         ));
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{BlobEntry, IndexFile, IndexPack};
+
+    #[test]
+    fn windows_bound_count_and_bytes() {
+        let sizes: [u32; 13] = [
+            1 << 20,
+            1 << 20,
+            6 << 20,
+            8 << 20,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            9 << 20,
+        ];
+        let ids: Vec<BlobId> = (0..sizes.len()).map(|i| Id([i as u8; 32])).collect();
+        let pack = IndexPack {
+            id: Id([0xee; 32]),
+            blobs: ids
+                .iter()
+                .zip(sizes)
+                .map(|(id, s)| BlobEntry {
+                    ty: BlobType::Data,
+                    id: *id,
+                    offset: 0,
+                    length: s,
+                    raw_len: s,
+                })
+                .collect(),
+        };
+        let files = [IndexFile {
+            supersedes: vec![],
+            packs: vec![pack],
+        }];
+        let index = Index::from_files(files.iter());
+        let w = windows(&index, &ids);
+        let lens: Vec<usize> = w.iter().map(|w| w.len()).collect();
+        // 1+1+6 MiB fit; 8 MiB alone; eight small ones (the count limit); 9 MiB alone.
+        assert_eq!(lens, vec![3, 1, 8, 1]);
+        assert_eq!(w.concat(), ids);
+        assert!(windows(&index, &[]).is_empty());
+    }
 }

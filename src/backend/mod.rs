@@ -92,6 +92,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn create(&self) -> Result<()>;
     /// Reads a whole object.
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>>;
+    /// Reads a whole object into `buf` (replacing its content), so a caller reading many
+    /// objects (check --read-data) reuses one buffer.
+    fn read_into(&self, t: FileType, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.read(t, name)?;
+        Ok(())
+    }
     /// Reads `length` bytes at `offset`; a short object is an error.
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>>;
     /// Stores an object under a name not yet used. An existing object is left as it is and the
@@ -163,6 +169,9 @@ impl Backend for AppendOnly {
     }
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         self.0.read(t, name)
+    }
+    fn read_into(&self, t: FileType, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+        self.0.read_into(t, name, buf)
     }
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         self.0.read_range(t, name, offset, length)
