@@ -79,10 +79,16 @@ impl Keys {
 
     /// Seals `plaintext` bound to `aad`: `nonce ‖ ciphertext ‖ tag`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        self.seal_with(aad, plaintext.len(), |out| out.extend_from_slice(plaintext))
+    }
+
+    /// Like `seal`, for a plaintext that `write` appends to the buffer (about `hint` bytes),
+    /// encrypted where it lies, so the plaintext is not copied again.
+    pub fn seal_with(&self, aad: &[u8], hint: usize, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::with_capacity(NONCE_LEN + hint + TAG_LEN);
         let nonce: [u8; NONCE_LEN] = random_bytes();
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
+        write(&mut out);
         let tag = self
             .cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[NONCE_LEN..])

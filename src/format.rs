@@ -69,6 +69,16 @@ impl From<OpenError> for DecodeError {
 const COMP_NONE: u8 = 0;
 const COMP_ZSTD: u8 = 1;
 
+thread_local! {
+    // Compression output and its verification copy, reused per thread by `seal_blob`: a backup
+    // seals thousands of blobs, and fresh multi-MiB buffers for each cost page faults.
+    static SEAL_SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Scratch buffers grown beyond this are dropped after use, so an occasional maximum-size
+/// chunk does not pin its buffers for the rest of the run.
+const SCRATCH_KEEP: usize = 2 << 20;
+
 /// `[compression u8][raw length u64 LE][payload]`, compressed when that helps.
 fn pack_payload(raw: &[u8], level: Option<i32>) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() / 2 + 9);
@@ -196,7 +206,22 @@ pub fn seal_blob(
     raw: &[u8],
     level: Option<i32>,
 ) -> Vec<u8> {
-    keys.seal(&blob_aad(ty, id), &pack_payload(raw, level))
+    SEAL_SCRATCH.with(|s| {
+        let (comp, check) = &mut *s.borrow_mut();
+        let compressed = level.is_some_and(|l| compress::compress_verified(raw, l, comp, check));
+        let body: &[u8] = if compressed { comp } else { raw };
+        let sealed = keys.seal_with(&blob_aad(ty, id), 9 + body.len(), |out| {
+            out.push(if compressed { COMP_ZSTD } else { COMP_NONE });
+            out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+            out.extend_from_slice(body);
+        });
+        for b in [comp, check] {
+            if b.capacity() > SCRATCH_KEEP {
+                *b = Vec::new();
+            }
+        }
+        sealed
+    })
 }
 
 /// Opens a blob and checks that its plaintext hashes to `id` under the MAC key.

@@ -126,25 +126,38 @@ fn killed_backups_leave_a_checkable_repository() {
     env.ok(&["check", "--read-data"]);
 }
 
-/// Prune stopped at every one of its writes and deletes in turn (as a kill would stop it):
-/// each time the repository checks clean and every snapshot restores.
-#[test]
-fn prune_stopped_at_every_step_never_damages() {
+/// A repository (1 MiB packs) after three nightly backups of `files` files of `size` bytes
+/// and `forget --keep-last 1`: the first night writes every file, later nights a third each,
+/// so the first night's packs end up partly used. Returns the source and its last state.
+fn three_nights_forgotten(
+    files: u64,
+    size: usize,
+) -> (
+    Env,
+    std::path::PathBuf,
+    std::collections::BTreeMap<Vec<u8>, Meta>,
+) {
     let env = Env::empty();
     env.ok(&["init", "--pack-size", "1"]);
     let src = env.path("src");
     for night in 0..3u64 {
-        for i in 0..60u64 {
-            // The first night writes every file, later nights a third each, so the first
-            // night's packs end up partly used.
+        for i in 0..files {
             if night == 0 || i % 3 == night - 1 {
-                write(&src.join(format!("f{i}")), &bytes(30_000, night * 100 + i));
+                write(&src.join(format!("f{i}")), &bytes(size, night * 100 + i));
             }
         }
         env.ok(&["backup", src.to_str().unwrap()]);
     }
     let expected = snapshot_meta(&src);
     env.ok(&["forget", "--keep-last", "1"]);
+    (env, src, expected)
+}
+
+/// Prune stopped at every one of its writes and deletes in turn (as a kill would stop it):
+/// each time the repository checks clean and every snapshot restores.
+#[test]
+fn prune_stopped_at_every_step_never_damages() {
+    let (env, src, expected) = three_nights_forgotten(60, 30_000);
     let pristine = env.path("pristine");
     assert!(std::process::Command::new("cp")
         .arg("-a")
@@ -195,19 +208,7 @@ fn prune_stopped_at_every_step_never_damages() {
 /// prune with delete rights removes the leftovers.
 #[test]
 fn prune_reports_objects_it_cannot_delete_and_a_later_prune_removes_them() {
-    let env = Env::empty();
-    env.ok(&["init", "--pack-size", "1"]);
-    let src = env.path("src");
-    for night in 0..3u64 {
-        for i in 0..30u64 {
-            if night == 0 || i % 3 == night - 1 {
-                write(&src.join(format!("f{i}")), &bytes(40_000, night * 100 + i));
-            }
-        }
-        env.ok(&["backup", src.to_str().unwrap()]);
-    }
-    let expected = snapshot_meta(&src);
-    env.ok(&["forget", "--keep-last", "1"]);
+    let (env, src, expected) = three_nights_forgotten(30, 40_000);
     let refusing = hooked::Hooked::new(Arc::new(LocalBackend::new(env.repo())), |op, t, name| {
         if op == hooked::Op::Remove && t != FileType::Lock {
             return Err(hooked::injected(
