@@ -52,11 +52,10 @@ pub struct RestoreSummary {
 }
 
 /// Blobs of one file fetched and opened in parallel at a time: at most this many, and at most
-/// `RESTORE_WINDOW_BYTES` of plaintext unless a single blob is larger. Two windows are in
-/// memory per file (one written while the next is fetched), so about 8 MiB per file in flight
-/// whatever the chunk sizes.
+/// `RESTORE_WINDOW_BYTES` of plaintext unless a single blob is larger, so memory per file in
+/// flight stays near 8 MiB whatever the chunk sizes.
 const RESTORE_WINDOW: usize = 8;
-const RESTORE_WINDOW_BYTES: u64 = 4 << 20;
+const RESTORE_WINDOW_BYTES: u64 = 8 << 20;
 
 /// Splits a file's blob list into windows (see `RESTORE_WINDOW`).
 fn windows<'a>(index: &Index, content: &'a [BlobId]) -> Vec<&'a [BlobId]> {
@@ -111,44 +110,12 @@ struct Planner<'a> {
     includes: Option<GlobSet>,
     excludes: GlobSet,
     items: Vec<Item>,
-    /// Trees loaded ahead, level by level in parallel; `walk` takes them out.
-    loaded: HashMap<Id, crate::format::Tree>,
 }
 
 impl Planner<'_> {
-    /// Loads every tree below `root` in parallel, one depth level at a time, so the walk
-    /// that follows does not open thousands of tree blobs one after the other.
-    fn preload(&mut self, root: &Id) -> Result<()> {
-        let mut level = vec![*root];
-        while !level.is_empty() {
-            let trees = level
-                .par_iter()
-                .map(|id| Ok((*id, load_tree(self.repo, self.index, id)?)))
-                .collect::<Result<Vec<_>>>()?;
-            level = Vec::new();
-            for (id, t) in trees {
-                for n in &t.nodes {
-                    if let Some(sub) = n.subtree {
-                        if !self.loaded.contains_key(&sub) {
-                            level.push(sub);
-                        }
-                    }
-                }
-                self.loaded.insert(id, t);
-            }
-            level.sort();
-            level.dedup();
-        }
-        Ok(())
-    }
-
     /// Adds the children of a tree; returns whether anything below was selected.
     fn walk(&mut self, tree_id: &Id, snap_dir: &str, dest: &Path, included: bool) -> Result<bool> {
-        // A subtree that appears twice (identical directories) was taken by its first walk.
-        let tree = match self.loaded.remove(tree_id) {
-            Some(t) => t,
-            None => load_tree(self.repo, self.index, tree_id)?,
-        };
+        let tree = load_tree(self.repo, self.index, tree_id)?;
         let mut any = false;
         for node in tree.nodes {
             let snap_path = format!("{}/{}", snap_dir, node.name_lossy());
@@ -208,7 +175,6 @@ pub fn restore(
         },
         excludes: patterns(&opts.excludes)?,
         items: Vec::new(),
-        loaded: HashMap::new(),
     };
     let base = subpath.trim_end_matches('/');
     let base = if base.is_empty() || base.starts_with('/') {
@@ -219,7 +185,6 @@ pub fn restore(
     fs::create_dir_all(&opts.target).map_err(|e| Error::io("create directory", &opts.target, e))?;
     match start.kind {
         NodeKind::Dir => {
-            planner.preload(&start.subtree.expect("dir"))?;
             planner.walk(&start.subtree.expect("dir"), &base, &opts.target, false)?;
         }
         _ => planner.items.push(Item {
@@ -274,9 +239,6 @@ pub fn restore(
         files.push(i);
     }
 
-    // Largest first: the big files start at once and the small ones fill in around them,
-    // instead of a few large files running alone at the end.
-    files.sort_by_key(|&i| std::cmp::Reverse(items[i].node.size));
     let written: Vec<(u64, u64, u64)> = files
         .par_iter()
         .map(|&i| {
@@ -409,62 +371,44 @@ fn write_file(
         let mut h = blake3::Hasher::new();
         let mut pos = 0u64;
         let mut pending_seek = false;
-        // Blobs are fetched and opened a window at a time in parallel, and the next window is
-        // fetched while this one is hashed and written in order, so one large file keeps every
-        // core busy. A blob repeated back to back (runs of zeros) is fetched once.
-        type Fetched = HashMap<BlobId, (std::sync::Arc<Vec<u8>>, bool)>;
-        let fetch = |window: &[BlobId], have: Option<BlobId>| -> Result<Fetched> {
+        // Blobs are fetched and opened a window at a time in parallel, so one large file keeps
+        // every core busy; they are written and hashed in order. A blob repeated back to back
+        // (runs of zeros) is fetched once.
+        let mut last: Option<(BlobId, std::sync::Arc<Vec<u8>>, bool)> = None;
+        for window in windows(index, &node.content) {
             let mut wanted: Vec<BlobId> = window.to_vec();
             wanted.dedup();
-            wanted.retain(|w| Some(*w) != have);
-            wanted
+            if let Some((id, _, _)) = &last {
+                wanted.retain(|w| w != id);
+            }
+            let mut fetched: HashMap<BlobId, (std::sync::Arc<Vec<u8>>, bool)> = wanted
                 .par_iter()
                 .map(|id| {
                     let d = read_blob(repo, index, BlobType::Data, id)?;
                     let zero = sparse && d.iter().all(|&b| b == 0);
                     Ok((*id, (std::sync::Arc::new(d), zero)))
                 })
-                .collect()
-        };
-        let ws = windows(index, &node.content);
-        let mut last: Option<(BlobId, std::sync::Arc<Vec<u8>>, bool)> = None;
-        let mut next = match ws.first() {
-            Some(w) => fetch(w, None),
-            None => Ok(HashMap::new()),
-        };
-        for (k, window) in ws.iter().enumerate() {
-            let mut fetched = next?;
+                .collect::<Result<_>>()?;
             if let Some((id, d, z)) = &last {
                 fetched.insert(*id, (d.clone(), *z));
             }
-            let (written, ahead) = rayon::join(
-                || -> Result<()> {
-                    for id in window.iter() {
-                        if last.as_ref().map(|l| l.0) != Some(*id) {
-                            let (d, z) = fetched.get(id).expect("fetched above");
-                            last = Some((*id, d.clone(), *z));
-                        }
-                        let (_, data, zero) = last.as_ref().expect("set above");
-                        h.update(data);
-                        if *zero {
-                            f.seek(SeekFrom::Current(data.len() as i64))
-                                .map_err(|e| io("seek", e))?;
-                            pending_seek = true;
-                        } else {
-                            f.write_all(data).map_err(|e| io("write", e))?;
-                            pending_seek = false;
-                        }
-                        pos += data.len() as u64;
-                    }
-                    Ok(())
-                },
-                || match ws.get(k + 1) {
-                    Some(w) => fetch(w, window.last().copied()),
-                    None => Ok(HashMap::new()),
-                },
-            );
-            written?;
-            next = ahead;
+            for id in window {
+                if last.as_ref().map(|l| l.0) != Some(*id) {
+                    let (d, z) = fetched.get(id).expect("fetched above");
+                    last = Some((*id, d.clone(), *z));
+                }
+                let (_, data, zero) = last.as_ref().expect("set above");
+                h.update(data);
+                if *zero {
+                    f.seek(SeekFrom::Current(data.len() as i64))
+                        .map_err(|e| io("seek", e))?;
+                    pending_seek = true;
+                } else {
+                    f.write_all(data).map_err(|e| io("write", e))?;
+                    pending_seek = false;
+                }
+                pos += data.len() as u64;
+            }
         }
         if pending_seek {
             f.set_len(pos).map_err(|e| io("set length", e))?;
@@ -650,8 +594,8 @@ mod tests {
         let index = Index::from_files(files.iter());
         let w = windows(&index, &ids);
         let lens: Vec<usize> = w.iter().map(|w| w.len()).collect();
-        // 1+1 MiB fit in 4 MiB; 6 and 8 MiB alone; eight small ones (the count limit); 9 MiB.
-        assert_eq!(lens, vec![2, 1, 1, 8, 1]);
+        // 1+1+6 MiB fit; 8 MiB alone; eight small ones (the count limit); 9 MiB alone.
+        assert_eq!(lens, vec![3, 1, 8, 1]);
         assert_eq!(w.concat(), ids);
         assert!(windows(&index, &[]).is_empty());
     }
