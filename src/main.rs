@@ -425,10 +425,24 @@ fn main() -> ExitCode {
                 Some(Error::WrongPassword) => EXIT_WRONG_PASSWORD,
                 _ => 1,
             };
-            eprintln!("cista: error: {e:#}");
+            eprintln!("cista: error: {}", error_text(&e));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes, each cause once: the library's messages already name their
+/// immediate cause, so printing the whole chain (`{:#}`) would repeat it.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let t = cause.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+    }
+    msg
 }
 
 fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {

@@ -246,3 +246,16 @@ fn append_only_repository_setting() {
     let expected = snapshot_meta(&src);
     restore_latest_matches(&env, "r", &expected, &src);
 }
+
+/// Regression: a storage error's cause was printed twice ("…: Is a directory: Is a directory").
+#[test]
+fn error_cause_is_printed_once() {
+    let env = Env::new();
+    fs::remove_file(env.repo().join("config")).unwrap();
+    fs::create_dir(env.repo().join("config")).unwrap();
+    let o = env.run(&["snapshots"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("config"), "{err}");
+    assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+}
