@@ -656,3 +656,26 @@ fn connections_option() {
     env.ok(&["check", "--read-data"]);
     restore_latest_matches(&env, "r", &snapshot_meta(&src), &src);
 }
+
+/// The append-only setting on an object store: the config is replaced by a single PUT, which
+/// every later client reads whole.
+#[test]
+fn append_only_setting_on_s3() {
+    let mut env = Env::empty();
+    env.location = Some(format!("s3://{}/repo", s3::bucket("aosetting")));
+    env.ok(&["init"]);
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    env.backup(&[&src]);
+    env.ok(&["config", "append-only", "on"]);
+    assert_eq!(env.json(&["config"])["append_only"], true);
+    let o = env.run(&["forget", "--keep-last", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("append-only"));
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    env.ok(&["config", "append-only", "off"]);
+    env.ok(&["forget", "--keep-last", "1", "--prune"]);
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    env.ok(&["check", "--read-data"]);
+}
