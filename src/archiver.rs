@@ -119,6 +119,7 @@ struct Uploads {
     tx: Mutex<Option<crossbeam_channel::Sender<crate::pack::FinishedPack>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     error: Arc<Mutex<Option<Error>>>,
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Uploads {
@@ -166,22 +167,36 @@ impl Uploads {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             error,
+            poisoned,
         }
     }
 
+    /// The first upload error, once; afterwards a short error for the callers that come later
+    /// (the backup is failing either way, and none of them may go on as if its pack were stored).
     fn failed(&self) -> Result<()> {
-        match self.error.lock().unwrap().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = self.error.lock().unwrap().take() {
+            return Err(e);
         }
+        if self.poisoned.load(Relaxed) {
+            return Err(Error::Invalid(
+                "a pack upload failed (reported above); no snapshot saved".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn send(&self, p: crate::pack::FinishedPack) -> Result<()> {
         self.failed()?;
         let tx = self.tx.lock().unwrap().clone();
-        if let Some(tx) = tx {
+        let sent = match tx {
             // Blocks until an upload thread is free: the bound on packs in memory.
-            let _ = tx.send(p);
+            Some(tx) => tx.send(p).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // No upload thread took the pack (they stopped, or a panic ended them): it is not
+            // stored, and the blobs in it must not be named by any snapshot.
+            self.poisoned.store(true, Relaxed);
         }
         self.failed()
     }
@@ -190,7 +205,9 @@ impl Uploads {
     fn finish(&self) -> Result<()> {
         drop(self.tx.lock().unwrap().take());
         for t in std::mem::take(&mut *self.threads.lock().unwrap()) {
-            let _ = t.join();
+            if t.join().is_err() {
+                self.poisoned.store(true, Relaxed);
+            }
         }
         self.failed()
     }
