@@ -10,40 +10,42 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// Compresses `data` at `level`; `None` when the result would not be smaller.
-pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
-    if data.len() < 64 {
-        return None;
-    }
-    let out = COMPRESSOR.with(|c| {
+/// Runs `f` with this thread's compressor, set to `level`.
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> Option<T>,
+) -> Option<T> {
+    COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|(l, _)| *l != level) {
             *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
         }
         let (_, comp) = c.as_mut()?;
-        comp.compress(data).ok()
-    })?;
+        f(comp)
+    })
+}
+
+/// Compresses `data` at `level`; `None` when the result would not be smaller. Unverified: the
+/// repository's writers use `compress_verified`.
+pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    if data.len() < 64 {
+        return None;
+    }
+    let out = with_compressor(level, |comp| comp.compress(data).ok())?;
     (out.len() < data.len()).then_some(out)
 }
 
 /// Like `compress`, but into `out` (replacing its content) and verified: true when `out` holds
 /// a frame smaller than `data` that decompresses back to it (restic 0.16.0 stored data an
-/// upstream zstd bug had corrupted), using `check` as the buffer for that. For the backup hot
-/// path, whose buffers are reused per thread.
+/// upstream zstd bug had corrupted), using `check` as the buffer for that. Callers on the
+/// backup hot path reuse both buffers per thread.
 pub fn compress_verified(data: &[u8], level: i32, out: &mut Vec<u8>, check: &mut Vec<u8>) -> bool {
     out.clear();
     if data.len() < 64 {
         return false;
     }
     out.reserve(zstd::zstd_safe::compress_bound(data.len()));
-    let n = COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-        }
-        let (_, comp) = c.as_mut()?;
-        comp.compress_to_buffer(data, out).ok()
-    });
+    let n = with_compressor(level, |comp| comp.compress_to_buffer(data, out).ok());
     n.is_some_and(|n| n < data.len())
         && decompress_into(out, data.len(), check).is_ok()
         && check[..] == *data
@@ -53,27 +55,8 @@ pub fn compress_verified(data: &[u8], level: i32, out: &mut Vec<u8>, check: &mut
 /// that size in its header (our writer always does), so a damaged or hostile length cannot make
 /// the reader reserve more memory than the frame claims to hold.
 pub fn decompress(data: &[u8], len: usize) -> Result<Vec<u8>, String> {
-    match zstd::zstd_safe::get_frame_content_size(data) {
-        Ok(Some(n)) if n == len as u64 => {}
-        Ok(Some(n)) => return Err(format!("zstd frame declares {n} bytes, expected {len}")),
-        Ok(None) => return Err("zstd frame does not declare its size".into()),
-        Err(_) => return Err("not a zstd frame".into()),
-    }
-    let out = DECOMPRESSOR
-        .with(|d| {
-            let mut d = d.borrow_mut();
-            if d.is_none() {
-                *d = Some(zstd::bulk::Decompressor::new()?);
-            }
-            d.as_mut().expect("set above").decompress(data, len)
-        })
-        .map_err(|e| format!("zstd: {e}"))?;
-    if out.len() != len {
-        return Err(format!(
-            "zstd frame holds {} bytes, expected {len}",
-            out.len()
-        ));
-    }
+    let mut out = Vec::new();
+    decompress_into(data, len, &mut out)?;
     Ok(out)
 }
 
@@ -87,7 +70,7 @@ pub fn decompress_into(data: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(),
         Err(_) => return Err("not a zstd frame".into()),
     }
     out.clear();
-    out.reserve(len);
+    out.reserve_exact(len);
     let n = DECOMPRESSOR
         .with(|d| {
             let mut d = d.borrow_mut();

@@ -81,28 +81,32 @@ const SCRATCH_KEEP: usize = 2 << 20;
 
 /// `[compression u8][raw length u64 LE][payload]`, compressed when that helps.
 fn pack_payload(raw: &[u8], level: Option<i32>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() / 2 + 9);
-    // Every compressed payload is decompressed and compared before it is stored: restic
-    // 0.16.0 stored data an upstream zstd bug had corrupted. On a mismatch the raw bytes go in.
-    let verified = level
-        .and_then(|l| compress::compress(raw, l))
-        .filter(|c| compress::decompress(c, raw.len()).is_ok_and(|d| d == raw));
-    match verified {
-        Some(c) => {
-            out.push(COMP_ZSTD);
-            out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
-            out.extend_from_slice(&c);
-        }
-        None => {
-            out.push(COMP_NONE);
-            out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
-            out.extend_from_slice(raw);
-        }
-    }
+    let (mut comp, mut check) = (Vec::new(), Vec::new());
+    let compressed =
+        level.is_some_and(|l| compress::compress_verified(raw, l, &mut comp, &mut check));
+    let mut out = Vec::new();
+    write_payload(&mut out, raw, compressed.then_some(&comp[..]));
     out
 }
 
-fn unpack_payload(p: &[u8]) -> Result<Vec<u8>, DecodeError> {
+/// Appends the payload of `raw` to `out`: `compressed` is its verified zstd frame (every
+/// compressed payload is decompressed and compared before it is stored), or `None` to store
+/// `raw` as it is.
+fn write_payload(out: &mut Vec<u8>, raw: &[u8], compressed: Option<&[u8]>) {
+    let body = compressed.unwrap_or(raw);
+    out.reserve(9 + body.len());
+    out.push(if compressed.is_some() {
+        COMP_ZSTD
+    } else {
+        COMP_NONE
+    });
+    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Splits a payload into (compressed?, declared plaintext length, body), refusing a short
+/// payload, an impossible length and an unknown compression byte.
+fn split_payload(p: &[u8]) -> Result<(bool, u64, &[u8]), DecodeError> {
     if p.len() < 9 {
         return Err(bad("payload too short"));
     }
@@ -110,11 +114,19 @@ fn unpack_payload(p: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if raw_len > MAX_OBJECT_LEN {
         return Err(bad(format!("declared length {raw_len} is too large")));
     }
-    let body = &p[9..];
-    let out = match p[0] {
-        COMP_NONE => body.to_vec(),
-        COMP_ZSTD => compress::decompress(body, raw_len as usize).map_err(bad)?,
-        c => return Err(bad(format!("unknown compression {c}"))),
+    match p[0] {
+        COMP_NONE => Ok((false, raw_len, &p[9..])),
+        COMP_ZSTD => Ok((true, raw_len, &p[9..])),
+        c => Err(bad(format!("unknown compression {c}"))),
+    }
+}
+
+fn unpack_payload(p: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let (compressed, raw_len, body) = split_payload(p)?;
+    let out = if compressed {
+        compress::decompress(body, raw_len as usize).map_err(bad)?
+    } else {
+        body.to_vec()
     };
     if out.len() as u64 != raw_len {
         return Err(bad("decompressed length differs from the declared one"));
@@ -209,11 +221,10 @@ pub fn seal_blob(
     SEAL_SCRATCH.with(|s| {
         let (comp, check) = &mut *s.borrow_mut();
         let compressed = level.is_some_and(|l| compress::compress_verified(raw, l, comp, check));
-        let body: &[u8] = if compressed { comp } else { raw };
-        let sealed = keys.seal_with(&blob_aad(ty, id), 9 + body.len(), |out| {
-            out.push(if compressed { COMP_ZSTD } else { COMP_NONE });
-            out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
-            out.extend_from_slice(body);
+        let compressed = compressed.then_some(&comp[..]);
+        let len = 9 + compressed.map_or(raw.len(), <[u8]>::len);
+        let sealed = keys.seal_with(&blob_aad(ty, id), len, |out| {
+            write_payload(out, raw, compressed)
         });
         for b in [comp, check] {
             if b.capacity() > SCRATCH_KEEP {
@@ -258,23 +269,17 @@ pub fn verify_blob(
     scratch: &mut BlobScratch,
 ) -> Result<(), DecodeError> {
     keys.open_into(&blob_aad(ty, id), sealed, &mut scratch.payload)?;
-    let p = &scratch.payload;
-    if p.len() < 9 {
-        return Err(bad("payload too short"));
-    }
-    let declared = u64::from_le_bytes(p[1..9].try_into().unwrap());
+    let (compressed, declared, body) = split_payload(&scratch.payload)?;
     if declared != raw_len as u64 {
         return Err(bad(format!(
             "payload declares {declared} bytes, the pack header {raw_len}"
         )));
     }
-    let raw: &[u8] = match p[0] {
-        COMP_NONE => &p[9..],
-        COMP_ZSTD => {
-            compress::decompress_into(&p[9..], raw_len as usize, &mut scratch.raw).map_err(bad)?;
-            &scratch.raw
-        }
-        c => return Err(bad(format!("unknown compression {c}"))),
+    let raw: &[u8] = if compressed {
+        compress::decompress_into(body, raw_len as usize, &mut scratch.raw).map_err(bad)?;
+        &scratch.raw
+    } else {
+        body
     };
     if raw.len() != raw_len as usize {
         return Err(bad("plaintext length differs from the declared one"));

@@ -449,10 +449,8 @@ pub fn prune(
         .chain(unindexed.iter().copied())
         .map(|(id, size)| (FileType::Pack, id, size))
         .collect();
-    for (i, doomed) in [doomed_index, doomed_packs].into_iter().enumerate() {
-        if i == 1 {
-            check_lock()?;
-        }
+    // Index files before packs; every delete first checks the lock is still held.
+    for doomed in [doomed_index, doomed_packs] {
         let be = repo.backend();
         let outcome: Vec<Result<DeleteOutcome>> = doomed
             .par_iter()
@@ -467,9 +465,7 @@ pub fn prune(
                         retention: r,
                     }));
                 }
-                if let Some(l) = lock {
-                    l.check()?;
-                }
+                check_lock()?;
                 Ok(match be.remove(t, &name) {
                     Ok(()) => DeleteOutcome::Deleted(t, size),
                     Err(e) => DeleteOutcome::Failed(format!("{e}")),

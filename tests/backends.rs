@@ -190,16 +190,8 @@ fn flaky_store_fails_cleanly_and_check_passes() {
         env.ok(&["check", "--read-data"]);
     }
     assert!(ok >= 1, "no backup got through");
-    let t = env.path("r");
     let expected = snapshot_meta(&src);
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
+    restore_latest_matches(&env, "r", &expected, &src);
 }
 
 #[test]
@@ -379,30 +371,13 @@ fn copy_local_to_s3_and_back() {
     // Copying the original into the same place is recognised as the same snapshot line.
     let v = copy(&back, &local, &["--tag", "nightly"]);
     assert_eq!(v["copied"], 0);
-    let t = back.path("r");
-    back.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
+    let restored = restore_latest(&back, "r", &src);
     let _ = std::fs::remove_file(src.join("later"));
-    assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
-    let t2 = remote.path("r2");
-    remote.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t2.to_str().unwrap(),
-        "--verify",
-    ]);
+    assert_same_tree(&expected, &src, &restored);
+    let restored2 = restore_latest(&remote, "r2", &src);
     write(&src.join("later"), b"second night");
     let _ = expected2;
-    assert!(t2
-        .join(src.strip_prefix("/").unwrap())
-        .join("later")
-        .exists());
+    assert!(restored2.join("later").exists());
     back.ok(&["check", "--read-data"]);
 }
 

@@ -445,14 +445,7 @@ fn prune_limits_choose_what_to_repack() {
     env.ok(&["check", "--read-data"]);
     let r = env.json(&["prune", "--dry-run", "--max-unused", "0"]);
     assert_eq!(r["blobs_unused"], 0, "{r}");
-    let t = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
+    restore_latest(&env, "r", &src);
 }
 
 /// cista stores a blob uncompressed only when zstd would not shrink it, so on its own
@@ -476,16 +469,9 @@ fn repack_uncompressed_keeps_data_sound() {
         "{r}"
     );
     env.ok(&["check", "--read-data"]);
-    let t = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        t.to_str().unwrap(),
-        "--verify",
-    ]);
+    let restored = restore_latest(&env, "r", &src);
     assert_eq!(
-        std::fs::read(t.join(src.strip_prefix("/").unwrap()).join("random")).unwrap(),
+        std::fs::read(restored.join("random")).unwrap(),
         bytes(200_000, 2)
     );
 }

@@ -38,6 +38,25 @@ pub struct ObjectStoreBackend {
     multipart_threshold: usize,
 }
 
+/// Applies `-o key=value` options to a store builder; `K` is the store's configuration key type,
+/// so an unknown key is refused by name.
+fn configure<B, K>(
+    mut b: B,
+    options: &[(String, String)],
+    bad: &dyn Fn(String) -> Error,
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B>
+where
+    K: std::str::FromStr,
+    K::Err: std::fmt::Display,
+{
+    for (k, v) in options {
+        let key = k.parse().map_err(|e| bad(format!("option {k}: {e}")))?;
+        b = set(b, key, v);
+    }
+    Ok(b)
+}
+
 /// Settings of cista's own that `-o` accepts beside the store's configuration keys.
 struct Tuning {
     connections: usize,
@@ -148,32 +167,23 @@ impl ObjectStoreBackend {
                 if let Ok(r) = std::env::var("AWS_REGION") {
                     b = b.with_region(r);
                 }
-                for (k, v) in options {
-                    let key = k.parse().map_err(|e| bad(format!("option {k}: {e}")))?;
-                    b = b.with_config(key, v);
-                }
+                let b = configure(b, options, &bad, |b, k, v| b.with_config(k, v))?;
                 let built = b.build().map_err(|e| bad(e.to_string()))?;
                 s3 = Some(built.clone());
                 Arc::new(built)
             }
             "gs" => {
-                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                let b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_url(&base)
                     .with_retry(retry());
-                for (k, v) in options {
-                    let key = k.parse().map_err(|e| bad(format!("option {k}: {e}")))?;
-                    b = b.with_config(key, v);
-                }
+                let b = configure(b, options, &bad, |b, k, v| b.with_config(k, v))?;
                 Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
             "az" | "azure" | "abfs" | "abfss" => {
-                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                let b = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_url(&base)
                     .with_retry(retry());
-                for (k, v) in options {
-                    let key = k.parse().map_err(|e| bad(format!("option {k}: {e}")))?;
-                    b = b.with_config(key, v);
-                }
+                let b = configure(b, options, &bad, |b, k, v| b.with_config(k, v))?;
                 Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
             other => {
@@ -182,10 +192,10 @@ impl ObjectStoreBackend {
                 )))
             }
         };
-        let mut be = ObjectStoreBackend::from_store(store, prefix, url)?;
+        let mut be = ObjectStoreBackend::from_store(store, prefix, url)?
+            .with_connections(tuning.connections)
+            .with_multipart_threshold(tuning.multipart_threshold);
         be.s3 = s3;
-        be.connections = tuning.connections;
-        be.multipart_threshold = tuning.multipart_threshold;
         Ok(be)
     }
 

@@ -329,14 +329,9 @@ pub fn assert_same_tree(expected: &BTreeMap<Vec<u8>, Meta>, src: &Path, restored
     }
 }
 
-/// Restores the latest snapshot of `env` under `dir` with `--verify` and checks that `src` came
-/// back equal to `expected` (metadata recorded before the backup) and to its current content.
-pub fn restore_latest_matches(
-    env: &Env,
-    dir: &str,
-    expected: &BTreeMap<Vec<u8>, Meta>,
-    src: &Path,
-) {
+/// Restores the latest snapshot of `env` under `dir` with `--verify`; returns where `src`
+/// (an absolute path in the snapshot) was restored.
+pub fn restore_latest(env: &Env, dir: &str, src: &Path) -> PathBuf {
     let t = env.path(dir);
     env.ok(&[
         "restore",
@@ -345,5 +340,16 @@ pub fn restore_latest_matches(
         t.to_str().unwrap(),
         "--verify",
     ]);
-    assert_same_tree(expected, src, &t.join(src.strip_prefix("/").unwrap()));
+    t.join(src.strip_prefix("/").unwrap())
+}
+
+/// `restore_latest`, then checks that `src` came back equal to `expected` (metadata recorded
+/// before the backup) and to its current content.
+pub fn restore_latest_matches(
+    env: &Env,
+    dir: &str,
+    expected: &BTreeMap<Vec<u8>, Meta>,
+    src: &Path,
+) {
+    assert_same_tree(expected, src, &restore_latest(env, dir, src));
 }
