@@ -155,7 +155,13 @@ impl Backend for LocalBackend {
                 let name = e.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if is_object_name(name) {
-                    out.push((name.to_string(), e.metadata()?.len()));
+                    match e.metadata() {
+                        Ok(m) => out.push((name.to_string(), m.len())),
+                        // Deleted between readdir and stat (a lock released meanwhile): a
+                        // listing may lag behind deletes, and this one just did.
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             Ok(())
