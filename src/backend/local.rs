@@ -49,9 +49,8 @@ impl Backend for LocalBackend {
                 mk(self.root.join(t.dir()))?;
             }
         }
-        for i in 0..=255u8 {
-            mk(self.root.join("data").join(hex::encode([i])))?;
-        }
+        // `data/<xx>/` directories are made by the first write that needs one: a small
+        // repository would otherwise carry 256 empty directories (1 MiB on ext4).
         mk(self.root.join("tmp"))?;
         sync_dir(&self.root).map_err(|e| crate::Error::io("sync directory", &self.root, e))
     }
@@ -118,7 +117,15 @@ impl Backend for LocalBackend {
         };
         let _ = fs::remove_file(&tmp);
         r.map_err(|e| err("write", e))?;
-        sync_dir(&parent).map_err(|e| err("sync directory", e))
+        sync_dir(&parent).map_err(|e| err("sync directory", e))?;
+        if t == FileType::Pack {
+            // The `data/<xx>/` entry may be new (made here or by a concurrent writer that has
+            // not synced it yet); the pack is durable only once that entry is. Syncing an
+            // unchanged directory costs next to nothing.
+            let data = parent.parent().expect("pack directories sit under data/");
+            sync_dir(data).map_err(|e| err("sync directory", e))?;
+        }
+        Ok(())
     }
 
     fn replace_config(&self, data: &[u8]) -> Result<()> {
@@ -173,13 +180,27 @@ impl Backend for LocalBackend {
                     Err(_) => vec![],
                 })
             }
-            FileType::Pack => {
-                let mut r = Ok(());
-                for i in 0..=255u8 {
-                    r = r.and_then(|_| scan(&self.root.join("data").join(hex::encode([i]))));
+            FileType::Pack => (|| {
+                let data = self.root.join("data");
+                let rd = match fs::read_dir(&data) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let mut dirs = Vec::new();
+                for e in rd {
+                    let e = e?;
+                    let name = e.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    if e.file_type()?.is_dir()
+                        && name.len() == 2
+                        && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    {
+                        dirs.push(data.join(name));
+                    }
                 }
-                r
-            }
+                dirs.iter().try_for_each(|d| scan(d))
+            })(),
             _ => scan(&self.root.join(t.dir())),
         };
         r.map_err(|e| backend_err("list", t, "", e))?;
@@ -201,5 +222,36 @@ mod tests {
     fn conformance() {
         let d = tempfile::tempdir().unwrap();
         super::super::conformance::run(&super::LocalBackend::new(d.path().join("repo")));
+    }
+
+    #[test]
+    fn pack_directories_are_made_on_first_use_and_strays_are_ignored() {
+        use super::super::{Backend, FileType};
+        let d = tempfile::tempdir().unwrap();
+        let b = super::LocalBackend::new(d.path().join("repo"));
+        b.create().unwrap();
+        let data = d.path().join("repo/data");
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+        let a = "ab".repeat(32);
+        let c = "cd".repeat(32);
+        b.write(FileType::Pack, &a, b"one").unwrap();
+        b.write(FileType::Pack, &c, b"two").unwrap();
+        assert!(data.join("ab").join(&a).is_file());
+        // Not pack directories: wrong length, upper case, a plain file.
+        std::fs::create_dir(data.join("abc")).unwrap();
+        std::fs::write(data.join("abc").join("ef".repeat(32)), b"x").unwrap();
+        std::fs::create_dir(data.join("AB")).unwrap();
+        std::fs::write(data.join("AB").join("ef".repeat(32)), b"x").unwrap();
+        std::fs::write(data.join("ee"), b"x").unwrap();
+        let listed: Vec<String> = b
+            .list(FileType::Pack)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(listed, vec![a.clone(), c]);
+        assert_eq!(b.read(FileType::Pack, &a).unwrap(), b"one");
+        b.remove(FileType::Pack, &a).unwrap();
+        assert_eq!(b.list(FileType::Pack).unwrap().len(), 1);
     }
 }
