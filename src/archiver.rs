@@ -437,7 +437,7 @@ impl<'a> Archiver<'a> {
             ty,
             &id,
             data,
-            Some(self.repo.config().compression_level),
+            Some(self.repo.config().blob_level(data.len())),
         );
         match ty {
             BlobType::Data => &self.c.data_blobs,

@@ -298,8 +298,14 @@ pub struct Config {
     pub chunker: ChunkerParams,
     /// Target size of a pack file in bytes.
     pub pack_size: u32,
-    /// zstd level for blobs.
+    /// zstd level for blobs (for blobs of [`LARGE_BLOB`] bytes or more, see `large_blob_level`).
     pub compression_level: i32,
+    /// zstd level for blobs of at least [`LARGE_BLOB`] bytes; absent means `compression_level`.
+    /// Separate because zstd's parameters differ by input size: above 256 KiB level 4 keeps
+    /// level 3's double-fast match finder with larger tables (+6% time, -1% size on the
+    /// benchmark corpus), below it level 4 switches to a lazy one (+47% time for -2%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_blob_level: Option<i32>,
     /// Repository setting: clients delete nothing but their own locks (forget, prune and tag
     /// refuse). Changed only by `cista config --append-only`, which replaces this file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -345,6 +351,8 @@ impl ChunkerParams {
 }
 
 pub const MIN_PACK_SIZE: u32 = 1 << 20;
+/// Blobs of this many plaintext bytes or more use `Config::large_blob_level`.
+pub const LARGE_BLOB: usize = 256 * 1024;
 pub const MAX_PACK_SIZE: u32 = 1 << 30;
 
 impl Config {
@@ -355,7 +363,16 @@ impl Config {
             chunker,
             pack_size,
             compression_level: 3,
+            large_blob_level: Some(4),
             append_only: false,
+        }
+    }
+
+    /// The zstd level a writer uses for a blob of `len` plaintext bytes.
+    pub fn blob_level(&self, len: usize) -> i32 {
+        match self.large_blob_level {
+            Some(l) if len >= LARGE_BLOB => l,
+            _ => self.compression_level,
         }
     }
 
@@ -370,11 +387,16 @@ impl Config {
                 self.pack_size, MIN_PACK_SIZE, MAX_PACK_SIZE
             ));
         }
-        if !(-7..=22).contains(&self.compression_level) {
-            return Err(format!(
-                "compression level {} is outside -7..=22",
-                self.compression_level
-            ));
+        for (what, l) in [
+            ("compression level", Some(self.compression_level)),
+            ("large blob level", self.large_blob_level),
+        ] {
+            match l {
+                Some(l) if !(-7..=22).contains(&l) => {
+                    return Err(format!("{what} {l} is outside -7..=22"))
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -996,12 +1018,13 @@ mod tests {
         }
 
         #[test]
-        fn config_round_trip(min_exp in 6u32..20, avg_gap in 1u32..3, max_gap in 1u32..3, pack in MIN_PACK_SIZE..=MAX_PACK_SIZE, level in -7i32..=22) {
+        fn config_round_trip(min_exp in 6u32..20, avg_gap in 1u32..3, max_gap in 1u32..3, pack in MIN_PACK_SIZE..=MAX_PACK_SIZE, level in -7i32..=22, large in proptest::option::of(-7i32..=22)) {
             let avg = 1u32 << (min_exp + avg_gap).min(22);
             let chunker = ChunkerParams { min: 1 << min_exp, avg, max: (avg << max_gap).min(1 << 24) };
             prop_assume!(chunker.validate().is_ok());
             let mut c = Config::new(chunker, pack);
             c.compression_level = level;
+            c.large_blob_level = large;
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
 
@@ -1010,6 +1033,26 @@ mod tests {
             let l = LockInfo { time: "2026-11-22T00:00:00Z".into(), exclusive, hostname: host, username: user, pid };
             prop_assert_eq!(LockInfo::decode(&l.encode()).unwrap(), l);
         }
+    }
+
+    #[test]
+    fn large_blob_level_is_optional_and_applies_from_256_kib() {
+        // A config written before the field existed: every blob uses compression_level.
+        let old = br#"{"version":1,"id":"0000000000000000000000000000000000000000000000000000000000000000","chunker":{"min":524288,"avg":1048576,"max":8388608},"pack_size":16777216,"compression_level":3}"#;
+        let c = Config::decode(old).unwrap();
+        assert_eq!(c.large_blob_level, None);
+        assert_eq!(c.blob_level(LARGE_BLOB * 4), 3);
+        assert!(!String::from_utf8(c.encode())
+            .unwrap()
+            .contains("large_blob_level"));
+        let n = Config::new(ChunkerParams::default(), 1 << 24);
+        assert_eq!(n.blob_level(LARGE_BLOB - 1), 3);
+        assert_eq!(n.blob_level(LARGE_BLOB), 4);
+        assert_eq!(Config::decode(&n.encode()).unwrap(), n);
+        let mut bad = n.clone();
+        bad.large_blob_level = Some(23);
+        let err = Config::decode(&bad.encode()).unwrap_err().to_string();
+        assert!(err.contains("large blob level 23"), "{err}");
     }
 
     #[test]

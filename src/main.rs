@@ -1589,6 +1589,7 @@ fn config_cmd(cli: &Cli, key: Option<&str>, value: Option<&str>) -> Result<u8> {
             "chunker": c.chunker,
             "pack_size": c.pack_size,
             "compression_level": c.compression_level,
+            "large_blob_level": c.blob_level(cista::format::LARGE_BLOB),
             "append_only": c.append_only,
         }))?;
     } else if !cli.quiet {
@@ -1601,7 +1602,12 @@ fn config_cmd(cli: &Cli, key: Option<&str>, value: Option<&str>) -> Result<u8> {
             bytes(c.chunker.max as u64)
         );
         println!("pack size          {}", bytes(c.pack_size as u64));
-        println!("compression level  {}", c.compression_level);
+        println!(
+            "compression level  {} (blobs from {}: {})",
+            c.compression_level,
+            bytes(cista::format::LARGE_BLOB as u64),
+            c.blob_level(cista::format::LARGE_BLOB)
+        );
         println!(
             "append-only        {}",
             if c.append_only { "on" } else { "off" }

@@ -350,7 +350,6 @@ pub fn prune(
     // 2. Repack.
     let mut new_packs: Vec<IndexPack> = Vec::new();
     let mut writers: HashMap<BlobType, PackWriter> = HashMap::new();
-    let level = Some(repo.config().compression_level);
     let flush =
         |w: PackWriter, new_packs: &mut Vec<IndexPack>, rep: &mut PruneReport| -> Result<()> {
             if w.is_empty() {
@@ -383,7 +382,13 @@ pub fn prune(
                 w.add(
                     e.ty,
                     e.id,
-                    &format::seal_blob(repo.keys(), e.ty, &e.id, &raw, level),
+                    &format::seal_blob(
+                        repo.keys(),
+                        e.ty,
+                        &e.id,
+                        &raw,
+                        Some(repo.config().blob_level(raw.len())),
+                    ),
                     raw.len() as u32,
                 );
             } else {
