@@ -98,6 +98,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         *buf = self.read(t, name)?;
         Ok(())
     }
+    /// Maps a whole object into memory, for backends that can (local files). `None` means
+    /// "use `read_into`". Check --read-data uses it to skip copying every pack.
+    fn map(&self, _t: FileType, _name: &str) -> Result<Option<memmap2::Mmap>> {
+        Ok(None)
+    }
     /// Reads `length` bytes at `offset`; a short object is an error.
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>>;
     /// Stores an object under a name not yet used. An existing object is left as it is and the
@@ -172,6 +177,9 @@ impl Backend for AppendOnly {
     }
     fn read_into(&self, t: FileType, name: &str, buf: &mut Vec<u8>) -> Result<()> {
         self.0.read_into(t, name, buf)
+    }
+    fn map(&self, t: FileType, name: &str) -> Result<Option<memmap2::Mmap>> {
+        self.0.map(t, name)
     }
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         self.0.read_range(t, name, offset, length)
