@@ -1,27 +1,33 @@
 //! Restore: snapshot → trees → index → pack reader → files and metadata on disk.
 //!
-//! The tree is walked once into a plan; directories are created first, then file contents are
-//! written in parallel (each file's blobs read by range and verified: a blob that fails to open
-//! or a file whose whole-content digest differs is an error, and the partial file is removed, so
-//! wrong data is never left behind as if it were restored), then links and special files, and
-//! last the directories' own metadata, deepest first, so their times are not disturbed.
+//! The tree is walked once into a plan; directories are created first. File contents are then
+//! planned by pack: every blob the selected files need is read once, by ranged reads of
+//! neighbouring blobs in the same pack, run by run in parallel; each blob is opened and
+//! verified (authentication, keyed id, length) and written with positional writes at every
+//! offset of every file that needs it. A file whose blob cannot be read or opened is removed
+//! once its last blob is accounted for and reported, so wrong data is never left behind as if
+//! it were restored. Links and special files follow, and last the directories' own metadata,
+//! deepest first, so their times are not disturbed. `--verify` reads every file back and
+//! checks its whole-content digest.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::{BlobType, Node, NodeKind, Snapshot};
-use crate::id::{BlobId, Id};
-use crate::index::Index;
-use crate::pack::read_blob;
+use crate::id::{BlobId, Id, PackId};
+use crate::index::{BlobLocation, Index};
+use crate::pack::{open_blob, read_blob};
 use crate::repository::Repository;
 use crate::tree::{find_node, load_tree};
 
@@ -51,30 +57,318 @@ pub struct RestoreSummary {
     pub errors: Vec<String>,
 }
 
-/// Blobs of one file fetched and opened in parallel at a time: at most this many, and at most
-/// `RESTORE_WINDOW_BYTES` of plaintext unless a single blob is larger, so memory per file in
-/// flight stays near 8 MiB whatever the chunk sizes.
-const RESTORE_WINDOW: usize = 8;
-const RESTORE_WINDOW_BYTES: u64 = 8 << 20;
+/// Blobs of one pack read with one ranged read: neighbours whose gap is at most `RUN_GAP`
+/// bytes, up to `RUN_BYTES` per read (unless one blob is larger), so a thread holds at most
+/// one run and the blob being opened. (8 MiB runs: 2.19 s and 84 MiB peak restoring the 1 GB
+/// corpus to tmpfs; 4 MiB: 1.82 s, 79 MiB; 2 MiB: 1.80 s, 73 MiB.)
+const RUN_GAP: u64 = 256 << 10;
+const RUN_BYTES: u64 = 2 << 20;
+/// Files left open between writes (a large file whose blobs lie in several packs); beyond
+/// this a file is closed after each write and reopened by the next.
+const MAX_OPEN: usize = 256;
 
-/// Splits a file's blob list into windows (see `RESTORE_WINDOW`).
-fn windows<'a>(index: &Index, content: &'a [BlobId]) -> Vec<&'a [BlobId]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0u64);
-    for (i, id) in content.iter().enumerate() {
-        let len = index
-            .get(BlobType::Data, id)
-            .map_or(0, |l| l.raw_len as u64);
-        if i > start && (i - start == RESTORE_WINDOW || bytes + len > RESTORE_WINDOW_BYTES) {
-            out.push(&content[start..i]);
-            (start, bytes) = (i, 0);
+/// Where one blob goes: a file (its place in `write_files`' slots) and a byte offset.
+struct Place {
+    file: usize,
+    offset: u64,
+}
+
+/// One ranged read of a pack and the blobs in it, in pack order.
+struct Run {
+    pack: PackId,
+    start: u64,
+    end: u64,
+    blobs: Vec<(BlobId, BlobLocation)>,
+}
+
+/// Groups the wanted blobs by pack and cuts each pack's into runs (see `RUN_GAP`).
+fn plan_runs(wanted: Vec<(BlobId, BlobLocation)>) -> Vec<Run> {
+    let mut by_pack: HashMap<PackId, Vec<(BlobId, BlobLocation)>> = HashMap::new();
+    for (id, loc) in wanted {
+        by_pack.entry(loc.pack).or_default().push((id, loc));
+    }
+    let mut packs: Vec<_> = by_pack.into_iter().collect();
+    packs.sort_by_key(|(p, _)| *p);
+    let mut runs = Vec::new();
+    for (pack, mut blobs) in packs {
+        blobs.sort_by_key(|(_, l)| l.offset);
+        let mut cur: Option<Run> = None;
+        for (id, loc) in blobs {
+            let (b, e) = (loc.offset as u64, loc.offset as u64 + loc.length as u64);
+            if let Some(r) = cur.as_mut() {
+                if b >= r.end && b - r.end <= RUN_GAP && e - r.start <= RUN_BYTES {
+                    r.end = e;
+                    r.blobs.push((id, loc));
+                    continue;
+                }
+                runs.push(cur.take().expect("checked"));
+            }
+            cur = Some(Run {
+                pack,
+                start: b,
+                end: e,
+                blobs: vec![(id, loc)],
+            });
         }
-        bytes += len;
+        runs.extend(cur);
     }
-    if start < content.len() {
-        out.push(&content[start..]);
+    runs
+}
+
+/// A regular file being restored.
+struct Slot {
+    item: usize,
+    out: Mutex<Out>,
+    /// Blob placements still to write; the one that takes it to zero finishes the file.
+    remaining: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Out {
+    file: Option<File>,
+    created: bool,
+    /// The first error; a failed file is removed once its last placement is accounted for.
+    error: Option<String>,
+}
+
+/// Opens a file to restore into; `first` creates or truncates it, replacing whatever else
+/// (a symlink, a FIFO) stands at the path, so content never goes through a link planted in
+/// the target. Later opens (a large file reopened after `MAX_OPEN`) keep what was written.
+fn open_dest(dest: &Path, first: bool) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if first {
+        if let Ok(m) = fs::symlink_metadata(dest) {
+            if !m.is_file() {
+                let _ = fs::remove_file(dest);
+            }
+        }
     }
-    out
+    OpenOptions::new()
+        .write(true)
+        .create(first)
+        .truncate(first)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dest)
+        .map_err(|e| Error::io("create", dest, e))
+}
+
+/// Writes the content of the regular files `files` (indexes into `items`): every blob they
+/// need is read once, by pack in ranged reads, opened and verified, and written at each offset
+/// that needs it. Returns the files restored and their bytes.
+fn write_files(
+    repo: &Repository,
+    index: &Index,
+    items: &[Item],
+    files: &[usize],
+    opts: &RestoreOptions,
+    owner: bool,
+    fail: &(dyn Fn(&Item, &str, &dyn std::fmt::Display) + Sync),
+) -> (u64, u64) {
+    let slots: Vec<Slot> = files
+        .iter()
+        .map(|&item| Slot {
+            item,
+            out: Mutex::new(Out::default()),
+            remaining: AtomicUsize::new(0),
+        })
+        .collect();
+    let mut places: HashMap<BlobId, (BlobLocation, Vec<Place>)> = HashMap::new();
+    let mut empty = Vec::new();
+    for (si, slot) in slots.iter().enumerate() {
+        let node = &items[slot.item].node;
+        let mut offset = 0u64;
+        let mut missing = None;
+        for id in &node.content {
+            match index.get(BlobType::Data, id) {
+                Some(loc) => offset += loc.raw_len as u64,
+                None => {
+                    missing = Some(*id);
+                    break;
+                }
+            }
+        }
+        let problem = match missing {
+            Some(id) => Some(Error::NotFound {
+                what: "data blob",
+                id: id.to_hex(),
+            }),
+            None if offset != node.size => Some(Error::corrupt(
+                "file",
+                &items[slot.item].snap_path,
+                format!("its blobs hold {offset} bytes, the tree says {}", node.size),
+            )),
+            None => None,
+        };
+        if let Some(e) = problem {
+            fail(&items[slot.item], "restore", &e);
+            continue;
+        }
+        if node.content.is_empty() {
+            empty.push(si);
+            continue;
+        }
+        let mut offset = 0u64;
+        for id in &node.content {
+            let loc = index.get(BlobType::Data, id).expect("checked above");
+            places
+                .entry(*id)
+                .or_insert_with(|| (loc, Vec::new()))
+                .1
+                .push(Place { file: si, offset });
+            offset += loc.raw_len as u64;
+        }
+        slot.remaining.store(node.content.len(), Relaxed);
+    }
+    let open_files = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+
+    // Called with the slot's lock held once its last placement is written (or failed).
+    let finish = |slot: &Slot, out: &mut Out| {
+        let it = &items[slot.item];
+        let r = match out.error.take() {
+            Some(e) => Err(e),
+            None => (|| -> Result<()> {
+                let f = match out.file.take() {
+                    Some(f) => {
+                        open_files.fetch_sub(1, Relaxed);
+                        f
+                    }
+                    None => open_dest(&it.dest, false)?,
+                };
+                // Covers trailing holes of a sparse file.
+                f.set_len(it.node.size)
+                    .map_err(|e| Error::io("set length", &it.dest, e))?;
+                set_file_meta(&it.node, &f, &it.dest, owner)
+            })()
+            .map_err(|e| e.to_string()),
+        };
+        if out.file.take().is_some() {
+            open_files.fetch_sub(1, Relaxed);
+        }
+        match r {
+            Ok(()) => {
+                done.fetch_add(1, Relaxed);
+                bytes.fetch_add(it.node.size, Relaxed);
+            }
+            Err(e) => {
+                if out.created {
+                    let _ = fs::remove_file(&it.dest);
+                }
+                fail(it, "restore", &e);
+            }
+        }
+    };
+    // Writes `data` (or leaves a hole) at one place, or records `err` for its file.
+    let put = |place: &Place, data: std::result::Result<(&[u8], bool), &str>| {
+        let slot = &slots[place.file];
+        let it = &items[slot.item];
+        let mut out = slot.out.lock().unwrap();
+        if out.error.is_none() {
+            let r = match data {
+                Err(e) => Err(e.to_string()),
+                Ok((data, zero)) => (|| -> Result<()> {
+                    if out.file.is_none() {
+                        let f = open_dest(&it.dest, !out.created)?;
+                        out.created = true;
+                        out.file = Some(f);
+                        open_files.fetch_add(1, Relaxed);
+                    }
+                    if !zero {
+                        use std::os::unix::fs::FileExt;
+                        let f = out.file.as_ref().expect("opened above");
+                        f.write_all_at(data, place.offset)
+                            .map_err(|e| Error::io("write", &it.dest, e))?;
+                    }
+                    Ok(())
+                })()
+                .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = r {
+                out.error = Some(e);
+            }
+        }
+        if slot.remaining.fetch_sub(1, Relaxed) == 1 {
+            finish(slot, &mut out);
+        } else if out.file.is_some() && open_files.load(Relaxed) > MAX_OPEN {
+            out.file = None;
+            open_files.fetch_sub(1, Relaxed);
+        }
+    };
+
+    empty.par_iter().for_each(|&si| {
+        let slot = &slots[si];
+        let it = &items[slot.item];
+        let mut out = slot.out.lock().unwrap();
+        match open_dest(&it.dest, true) {
+            Ok(f) => {
+                out.created = true;
+                out.file = Some(f);
+                open_files.fetch_add(1, Relaxed);
+            }
+            Err(e) => out.error = Some(e.to_string()),
+        }
+        finish(slot, &mut out);
+    });
+
+    let runs = plan_runs(places.iter().map(|(id, (loc, _))| (*id, *loc)).collect());
+    let work = || {
+        runs.par_iter().for_each(|run| {
+            let sealed = repo.backend().read_range(
+                FileType::Pack,
+                &run.pack.to_hex(),
+                run.start,
+                run.end - run.start,
+            );
+            for (id, loc) in &run.blobs {
+                let at = (loc.offset as u64 - run.start) as usize;
+                let raw = sealed.as_ref().map_err(|e| e.to_string()).and_then(|s| {
+                    let raw = open_blob(
+                        repo,
+                        BlobType::Data,
+                        id,
+                        &run.pack,
+                        &s[at..at + loc.length as usize],
+                    )
+                    .map_err(|e| e.to_string())?;
+                    if raw.len() != loc.raw_len as usize {
+                        return Err(format!("data blob {id}: length differs from the index"));
+                    }
+                    Ok(raw)
+                });
+                let targets = &places[id].1;
+                match &raw {
+                    Ok(raw) => {
+                        let zero = opts.sparse && raw.iter().all(|&b| b == 0);
+                        for p in targets {
+                            put(p, Ok((raw, zero)));
+                        }
+                    }
+                    Err(e) => {
+                        for p in targets {
+                            put(p, Err(e));
+                        }
+                    }
+                }
+            }
+        })
+    };
+    // An object store answers each ranged read after a round trip: keep 2 × `connections`
+    // reads in flight (8 by default) rather than one per core.
+    let n = repo.backend().connections();
+    let pool = (n > 0)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads((2 * n).max(rayon::current_num_threads()))
+                .build()
+                .ok()
+        })
+        .flatten();
+    match pool {
+        Some(p) => p.install(work),
+        None => work(),
+    }
+    (done.into_inner(), bytes.into_inner())
 }
 
 struct Item {
@@ -239,33 +533,28 @@ pub fn restore(
         files.push(i);
     }
 
-    let written: Vec<(u64, u64, u64)> = files
+    let (regular, special): (Vec<usize>, Vec<usize>) = files
+        .into_iter()
+        .partition(|&i| items[i].node.kind == NodeKind::File);
+    let (nfiles, bytes) = write_files(repo, index, &items, &regular, opts, owner, &fail);
+    sum.files += nfiles;
+    sum.bytes += bytes;
+    let others: u64 = special
         .par_iter()
         .map(|&i| {
             let it = &items[i];
-            let r = match it.node.kind {
-                NodeKind::File => write_file(repo, index, &it.node, &it.dest, opts.sparse)
-                    .and_then(|(b, f)| {
-                        set_file_meta(&it.node, &f, &it.dest, owner).map(|_| (1, 0, b))
-                    }),
-                _ => create_special(&it.node, &it.dest)
-                    .and_then(|_| set_meta(&it.node, &it.dest, owner))
-                    .map(|_| (0, 1, 0)),
-            };
-            match r {
-                Ok(c) => c,
+            match create_special(&it.node, &it.dest)
+                .and_then(|_| set_meta(&it.node, &it.dest, owner))
+            {
+                Ok(()) => 1,
                 Err(e) => {
                     fail(it, "restore", &e);
-                    (0, 0, 0)
+                    0
                 }
             }
         })
-        .collect();
-    for (f, o, b) in written {
-        sum.files += f;
-        sum.others += o;
-        sum.bytes += b;
-    }
+        .sum();
+    sum.others += others;
 
     for (i, f) in link_to {
         let (it, first) = (&items[i], &items[f]);
@@ -345,92 +634,6 @@ pub fn verify_file(node: &Node, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Writes a regular file's content; returns its length and the open file (for its metadata).
-fn write_file(
-    repo: &Repository,
-    index: &Index,
-    node: &Node,
-    dest: &Path,
-    sparse: bool,
-) -> Result<(u64, File)> {
-    let io = |op, e| Error::io(op, dest, e);
-    if let Ok(m) = fs::symlink_metadata(dest) {
-        if !m.is_file() {
-            let _ = fs::remove_file(dest);
-        }
-    }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(dest)
-        .map_err(|e| io("create", e))?;
-    let r = (|| -> Result<u64> {
-        let mut h = blake3::Hasher::new();
-        let mut pos = 0u64;
-        let mut pending_seek = false;
-        // Blobs are fetched and opened a window at a time in parallel, so one large file keeps
-        // every core busy; they are written and hashed in order. A blob repeated back to back
-        // (runs of zeros) is fetched once.
-        let mut last: Option<(BlobId, std::sync::Arc<Vec<u8>>, bool)> = None;
-        for window in windows(index, &node.content) {
-            let mut wanted: Vec<BlobId> = window.to_vec();
-            wanted.dedup();
-            if let Some((id, _, _)) = &last {
-                wanted.retain(|w| w != id);
-            }
-            let mut fetched: HashMap<BlobId, (std::sync::Arc<Vec<u8>>, bool)> = wanted
-                .par_iter()
-                .map(|id| {
-                    let d = read_blob(repo, index, BlobType::Data, id)?;
-                    let zero = sparse && d.iter().all(|&b| b == 0);
-                    Ok((*id, (std::sync::Arc::new(d), zero)))
-                })
-                .collect::<Result<_>>()?;
-            if let Some((id, d, z)) = &last {
-                fetched.insert(*id, (d.clone(), *z));
-            }
-            for id in window {
-                if last.as_ref().map(|l| l.0) != Some(*id) {
-                    let (d, z) = fetched.get(id).expect("fetched above");
-                    last = Some((*id, d.clone(), *z));
-                }
-                let (_, data, zero) = last.as_ref().expect("set above");
-                h.update(data);
-                if *zero {
-                    f.seek(SeekFrom::Current(data.len() as i64))
-                        .map_err(|e| io("seek", e))?;
-                    pending_seek = true;
-                } else {
-                    f.write_all(data).map_err(|e| io("write", e))?;
-                    pending_seek = false;
-                }
-                pos += data.len() as u64;
-            }
-        }
-        if pending_seek {
-            f.set_len(pos).map_err(|e| io("set length", e))?;
-        }
-        let got = Id(*h.finalize().as_bytes());
-        if node.digest.is_some_and(|d| d != got) || pos != node.size {
-            return Err(Error::corrupt(
-                "file",
-                dest.display(),
-                "restored content does not match the digest recorded at backup",
-            ));
-        }
-        Ok(pos)
-    })();
-    match r {
-        Ok(n) => Ok((n, f)),
-        Err(e) => {
-            drop(f);
-            let _ = fs::remove_file(dest);
-            Err(e)
-        }
-    }
 }
 
 fn create_special(node: &Node, dest: &Path) -> Result<()> {
@@ -553,50 +756,53 @@ pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{BlobEntry, IndexFile, IndexPack};
+
+    fn loc(pack: u8, offset: u32, length: u32) -> BlobLocation {
+        BlobLocation {
+            pack: Id([pack; 32]),
+            offset,
+            length,
+            raw_len: length,
+        }
+    }
 
     #[test]
-    fn windows_bound_count_and_bytes() {
-        let sizes: [u32; 13] = [
-            1 << 20,
-            1 << 20,
-            6 << 20,
-            8 << 20,
-            100,
-            100,
-            100,
-            100,
-            100,
-            100,
-            100,
-            100,
-            9 << 20,
+    fn runs_group_by_pack_in_offset_order_and_respect_gap_and_size() {
+        let u = (RUN_BYTES / 8) as u32;
+        let g = RUN_GAP as u32;
+        let wanted = vec![
+            (Id([1; 32]), loc(1, 2 * u + g, 2 * u)),
+            (Id([2; 32]), loc(1, 0, u)),
+            // A gap of exactly RUN_GAP still joins the run.
+            (Id([3; 32]), loc(1, u + g, u)),
+            // This one would make the run longer than RUN_BYTES.
+            (Id([4; 32]), loc(1, 4 * u + g, 4 * u)),
+            (Id([5; 32]), loc(2, 100, 10)),
+            // A gap of RUN_GAP + 1 starts a new run.
+            (Id([6; 32]), loc(2, 110 + g + 1, 10)),
+            // Larger than RUN_BYTES on its own.
+            (Id([7; 32]), loc(3, 0, 9 * u)),
         ];
-        let ids: Vec<BlobId> = (0..sizes.len()).map(|i| Id([i as u8; 32])).collect();
-        let pack = IndexPack {
-            id: Id([0xee; 32]),
-            blobs: ids
-                .iter()
-                .zip(sizes)
-                .map(|(id, s)| BlobEntry {
-                    ty: BlobType::Data,
-                    id: *id,
-                    offset: 0,
-                    length: s,
-                    raw_len: s,
-                })
-                .collect(),
-        };
-        let files = [IndexFile {
-            supersedes: vec![],
-            packs: vec![pack],
-        }];
-        let index = Index::from_files(files.iter());
-        let w = windows(&index, &ids);
-        let lens: Vec<usize> = w.iter().map(|w| w.len()).collect();
-        // 1+1+6 MiB fit; 8 MiB alone; eight small ones (the count limit); 9 MiB alone.
-        assert_eq!(lens, vec![3, 1, 8, 1]);
-        assert_eq!(w.concat(), ids);
-        assert!(windows(&index, &[]).is_empty());
+        let runs = plan_runs(wanted);
+        let shape: Vec<(u8, u32, u32, Vec<u8>)> = runs
+            .iter()
+            .map(|r| {
+                let ids = r.blobs.iter().map(|b| b.0 .0[0]).collect();
+                (r.pack.0[0], r.start as u32, r.end as u32, ids)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, 0, 4 * u + g, vec![2, 3, 1]),
+                (1, 4 * u + g, 8 * u + g, vec![4]),
+                (2, 100, 110, vec![5]),
+                (2, 110 + g + 1, 120 + g + 1, vec![6]),
+                (3, 0, 9 * u, vec![7]),
+            ]
+        );
+        for r in &runs {
+            assert!(r.end - r.start <= RUN_BYTES || r.blobs.len() == 1);
+        }
     }
 }

@@ -287,3 +287,62 @@ fn restore_of_single_file_subpath() {
     env.ok(&["restore", &spec, "--target", t.to_str().unwrap()]);
     assert_eq!(fs::read(t.join("b.bin")).unwrap(), bytes(300_000, 1));
 }
+
+/// Restore reads each blob once and writes it wherever it is needed: the same chunk repeated
+/// inside a file, shared by several files, and (with --sparse) all-zero chunks left as holes.
+#[test]
+fn blobs_repeated_within_and_across_files_restore_everywhere() {
+    let env = Env::new();
+    let src = env.path("src");
+    let r = bytes(3 << 20, 7);
+    let rep: Vec<u8> = [&r[..], &r[..], &r[..], &r[..], b"tail"].concat();
+    write(&src.join("rep.bin"), &rep);
+    write(&src.join("copy-a.bin"), &r);
+    write(&src.join("sub/copy-b.bin"), &r);
+    let mut holes = vec![0u8; 24 << 20];
+    holes.extend_from_slice(&r[..1000]);
+    holes.extend(std::iter::repeat_n(0u8, 9 << 20));
+    write(&src.join("holes.bin"), &holes);
+    env.backup(&[&src]);
+    let stats = env.json(&["stats", "--mode", "raw-data"]);
+    let total = (rep.len() + 2 * r.len() + holes.len()) as u64;
+    assert!(
+        stats["total_uncompressed_size"].as_u64().unwrap() < total / 2,
+        "repeated chunks should be stored once: {stats}"
+    );
+
+    let t = env.path("r");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--sparse",
+        "--target",
+        t.to_str().unwrap(),
+    ]);
+    let out = t.join(src.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(out.join("rep.bin")).unwrap(), rep);
+    assert_eq!(fs::read(out.join("copy-a.bin")).unwrap(), r);
+    assert_eq!(fs::read(out.join("sub/copy-b.bin")).unwrap(), r);
+    assert_eq!(fs::read(out.join("holes.bin")).unwrap(), holes);
+    let m = fs::metadata(out.join("holes.bin")).unwrap();
+    assert!(
+        m.blocks() * 512 < 16 << 20,
+        "zero chunks were written instead of left as holes: {} bytes allocated",
+        m.blocks() * 512
+    );
+
+    // Restoring again over the same target replaces the files with the same content, and a
+    // symlink planted where a file goes is replaced, not written through.
+    let outside = env.path("outside.txt");
+    fs::write(&outside, b"keep me").unwrap();
+    fs::remove_file(out.join("copy-a.bin")).unwrap();
+    symlink(&outside, out.join("copy-a.bin")).unwrap();
+    env.ok(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    assert_eq!(fs::read(out.join("rep.bin")).unwrap(), rep);
+    assert_eq!(fs::read(out.join("holes.bin")).unwrap(), holes);
+    assert_eq!(fs::read(&outside).unwrap(), b"keep me");
+    assert!(fs::symlink_metadata(out.join("copy-a.bin"))
+        .unwrap()
+        .is_file());
+    assert_eq!(fs::read(out.join("copy-a.bin")).unwrap(), r);
+}
