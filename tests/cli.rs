@@ -145,6 +145,10 @@ fn snapshot_ids_prefixes_and_latest() {
     let cfg = env.json(&["cat", "config"]);
     assert_eq!(cfg["version"], 1);
     assert_eq!(cfg["chunker"]["avg"], 1 << 20);
+    // New repositories compress blobs of 256 KiB or more at level 4 (format §7).
+    assert_eq!(cfg["compression_level"], 3);
+    assert_eq!(cfg["large_blob_level"], 4);
+    assert_eq!(env.json(&["config"])["large_blob_level"], 4);
 }
 
 #[test]
