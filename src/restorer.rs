@@ -721,6 +721,9 @@ fn set_meta(node: &Node, dest: &Path, owner: bool) -> Result<()> {
         .map_err(|e| io("set times", e))
 }
 
+const DUMP_WINDOW: usize = 8;
+const DUMP_WINDOW_BYTES: u64 = 8 << 20;
+
 /// Writes one file's content to `out` (for `dump`), verifying the digest at the end.
 pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) -> Result<u64> {
     if node.kind != NodeKind::File {
@@ -732,12 +735,34 @@ pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) 
     }
     let mut h = blake3::Hasher::new();
     let mut n = 0u64;
-    for id in &node.content {
-        let data = read_blob(repo, index, BlobType::Data, id)?;
-        h.update(&data);
-        out.write_all(&data)
-            .map_err(|e| Error::io("write", "<stdout>", e))?;
-        n += data.len() as u64;
+    // Blobs are read and opened a window at a time in parallel (at most DUMP_WINDOW blobs and
+    // DUMP_WINDOW_BYTES of plaintext unless one blob is larger), then hashed and written in
+    // order, so a large dump (`cista dump … | psql`) keeps every core busy in bounded memory.
+    let mut rest = &node.content[..];
+    while !rest.is_empty() {
+        let (mut take, mut bytes) = (0, 0u64);
+        while take < rest.len() && take < DUMP_WINDOW {
+            let len = index
+                .get(BlobType::Data, &rest[take])
+                .map_or(0, |l| l.raw_len as u64);
+            if take > 0 && bytes + len > DUMP_WINDOW_BYTES {
+                break;
+            }
+            bytes += len;
+            take += 1;
+        }
+        let (window, tail) = rest.split_at(take);
+        rest = tail;
+        let blobs = window
+            .par_iter()
+            .map(|id| read_blob(repo, index, BlobType::Data, id))
+            .collect::<Result<Vec<_>>>()?;
+        for data in blobs {
+            h.update(&data);
+            out.write_all(&data)
+                .map_err(|e| Error::io("write", "<stdout>", e))?;
+            n += data.len() as u64;
+        }
     }
     out.flush().map_err(|e| Error::io("write", "<stdout>", e))?;
     if node

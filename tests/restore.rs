@@ -331,6 +331,16 @@ fn blobs_repeated_within_and_across_files_restore_everywhere() {
         m.blocks() * 512
     );
 
+    // dump reads the same blobs a window at a time (8 blobs / 8 MiB): several windows here.
+    for (name, want) in [("rep.bin", &rep), ("holes.bin", &holes)] {
+        let o = env
+            .cmd(&["dump", "latest", &format!("{}/{name}", src.display())])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.stdout == *want, "dump of {name} differs");
+    }
+
     // Restoring again over the same target replaces the files with the same content, and a
     // symlink planted where a file goes is replaced, not written through.
     let outside = env.path("outside.txt");
