@@ -305,9 +305,11 @@ fn blobs_repeated_within_and_across_files_restore_everywhere() {
     write(&src.join("holes.bin"), &holes);
     env.backup(&[&src]);
     let stats = env.json(&["stats", "--mode", "raw-data"]);
+    // Which chunks repeat inside rep.bin depends on the repository's random chunker key, but
+    // the second whole copy of `r` always adds nothing.
     let total = (rep.len() + 2 * r.len() + holes.len()) as u64;
     assert!(
-        stats["total_uncompressed_size"].as_u64().unwrap() < total / 2,
+        stats["total_uncompressed_size"].as_u64().unwrap() <= total - r.len() as u64,
         "repeated chunks should be stored once: {stats}"
     );
 
