@@ -12,17 +12,17 @@ use rayon::prelude::*;
 use crate::backend::FileType;
 use crate::error::Result;
 use crate::format::{self, BlobType, IndexFile, NodeKind};
+use crate::id::{Id, PackId, TreeId};
+use crate::index::{load_index_file, BlobLocation, IndexBuilder};
+use crate::pack::parse_pack;
+use crate::repository::{load_key_file, Repository};
+use crate::tree::load_tree;
 
 thread_local! {
     // Blobs are opened and decompressed into per-thread buffers: check keeps no plaintext.
     static SCRATCH: std::cell::RefCell<format::BlobScratch> = std::cell::RefCell::new(Default::default());
     static PACK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
-use crate::id::{Id, PackId, TreeId};
-use crate::index::{load_index_file, BlobLocation, IndexBuilder};
-use crate::pack::parse_pack;
-use crate::repository::{load_key_file, Repository};
-use crate::tree::load_tree;
 
 /// Which packs `--read-data` reads.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -261,11 +261,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                                 Ok(()) => n += 1,
                                 Err(why) => err(format!(
                                     "{} {}: in pack {pack}: {why}",
-                                    if e.ty == BlobType::Tree {
-                                        "tree blob"
-                                    } else {
-                                        "data blob"
-                                    },
+                                    e.ty.blob_name(),
                                     e.id
                                 )),
                             }

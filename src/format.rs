@@ -68,6 +68,8 @@ impl From<OpenError> for DecodeError {
 
 const COMP_NONE: u8 = 0;
 const COMP_ZSTD: u8 = 1;
+/// A payload's compression byte and raw length (format §5).
+const PAYLOAD_HEADER: usize = 9;
 
 thread_local! {
     // Compression output and its verification copy, reused per thread by `seal_blob`: a backup
@@ -94,7 +96,7 @@ fn pack_payload(raw: &[u8], level: Option<i32>) -> Vec<u8> {
 /// `raw` as it is.
 fn write_payload(out: &mut Vec<u8>, raw: &[u8], compressed: Option<&[u8]>) {
     let body = compressed.unwrap_or(raw);
-    out.reserve(9 + body.len());
+    out.reserve(PAYLOAD_HEADER + body.len());
     out.push(if compressed.is_some() {
         COMP_ZSTD
     } else {
@@ -107,16 +109,16 @@ fn write_payload(out: &mut Vec<u8>, raw: &[u8], compressed: Option<&[u8]>) {
 /// Splits a payload into (compressed?, declared plaintext length, body), refusing a short
 /// payload, an impossible length and an unknown compression byte.
 fn split_payload(p: &[u8]) -> Result<(bool, u64, &[u8]), DecodeError> {
-    if p.len() < 9 {
+    if p.len() < PAYLOAD_HEADER {
         return Err(bad("payload too short"));
     }
-    let raw_len = u64::from_le_bytes(p[1..9].try_into().unwrap());
+    let raw_len = u64::from_le_bytes(p[1..PAYLOAD_HEADER].try_into().unwrap());
     if raw_len > MAX_OBJECT_LEN {
         return Err(bad(format!("declared length {raw_len} is too large")));
     }
     match p[0] {
-        COMP_NONE => Ok((false, raw_len, &p[9..])),
-        COMP_ZSTD => Ok((true, raw_len, &p[9..])),
+        COMP_NONE => Ok((false, raw_len, &p[PAYLOAD_HEADER..])),
+        COMP_ZSTD => Ok((true, raw_len, &p[PAYLOAD_HEADER..])),
         c => Err(bad(format!("unknown compression {c}"))),
     }
 }
@@ -200,6 +202,13 @@ impl BlobType {
             BlobType::Tree => "tree",
         }
     }
+    /// "data blob" or "tree blob", for messages naming one.
+    pub fn blob_name(self) -> &'static str {
+        match self {
+            BlobType::Data => "data blob",
+            BlobType::Tree => "tree blob",
+        }
+    }
 }
 
 fn blob_aad(ty: BlobType, id: &BlobId) -> [u8; 33] {
@@ -222,7 +231,7 @@ pub fn seal_blob(
         let (comp, check) = &mut *s.borrow_mut();
         let compressed = level.is_some_and(|l| compress::compress_verified(raw, l, comp, check));
         let compressed = compressed.then_some(&comp[..]);
-        let len = 9 + compressed.map_or(raw.len(), <[u8]>::len);
+        let len = PAYLOAD_HEADER + compressed.map_or(raw.len(), <[u8]>::len);
         let sealed = keys.seal_with(&blob_aad(ty, id), len, |out| {
             write_payload(out, raw, compressed)
         });

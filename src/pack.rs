@@ -111,17 +111,28 @@ pub fn open_blob(
     pack: &PackId,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
-    format::open_blob(repo.keys(), ty, id, sealed).map_err(|e| {
-        Error::corrupt(
-            if ty == BlobType::Tree {
-                "tree blob"
-            } else {
-                "data blob"
-            },
+    format::open_blob(repo.keys(), ty, id, sealed)
+        .map_err(|e| Error::corrupt(ty.blob_name(), id, format!("in pack {pack}: {e}")))
+}
+
+/// Opens one sealed blob found at `loc` and checks its id and that its length is the one the
+/// index gives.
+pub fn open_blob_at(
+    repo: &Repository,
+    ty: BlobType,
+    id: &BlobId,
+    loc: &BlobLocation,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let raw = open_blob(repo, ty, id, &loc.pack, sealed)?;
+    if raw.len() != loc.raw_len as usize {
+        return Err(Error::corrupt(
+            ty.blob_name(),
             id,
-            format!("in pack {pack}: {e}"),
-        )
-    })
+            "length differs from the index",
+        ));
+    }
+    Ok(raw)
 }
 
 /// Reads, opens and verifies one blob at a known location.
@@ -147,22 +158,14 @@ fn read_sealed_at(
         loc.offset as u64,
         loc.length as u64,
     )?;
-    let raw = open_blob(repo, ty, id, &loc.pack, &sealed)?;
-    if raw.len() != loc.raw_len as usize {
-        return Err(Error::corrupt("blob", id, "length differs from the index"));
-    }
+    let raw = open_blob_at(repo, ty, id, loc, &sealed)?;
     Ok((sealed, raw))
 }
 
 /// Reads a blob through the index (and, for trees, the repository's cache).
 pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
-    let what = if ty == BlobType::Tree {
-        "tree blob"
-    } else {
-        "data blob"
-    };
     let loc = index.get(ty, id).ok_or_else(|| Error::NotFound {
-        what,
+        what: ty.blob_name(),
         id: id.to_hex(),
     })?;
     let cache = repo

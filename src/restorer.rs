@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::format::{BlobType, Node, NodeKind, Snapshot};
 use crate::id::{BlobId, Id, PackId};
 use crate::index::{BlobLocation, Index};
-use crate::pack::{open_blob, read_blob};
+use crate::pack::{open_blob_at, read_blob};
 use crate::repository::Repository;
 use crate::tree::{find_node, load_tree};
 
@@ -176,40 +176,38 @@ fn write_files(
     let mut empty = Vec::new();
     for (si, slot) in slots.iter().enumerate() {
         let node = &items[slot.item].node;
-        let mut offset = 0u64;
-        let mut missing = None;
-        for id in &node.content {
-            match index.get(BlobType::Data, id) {
-                Some(loc) => offset += loc.raw_len as u64,
-                None => {
-                    missing = Some(*id);
-                    break;
-                }
-            }
-        }
-        let problem = match missing {
-            Some(id) => Some(Error::NotFound {
-                what: "data blob",
+        let locs: std::result::Result<Vec<BlobLocation>, &BlobId> = node
+            .content
+            .iter()
+            .map(|id| index.get(BlobType::Data, id).ok_or(id))
+            .collect();
+        let problem = match &locs {
+            Err(id) => Some(Error::NotFound {
+                what: BlobType::Data.blob_name(),
                 id: id.to_hex(),
             }),
-            None if offset != node.size => Some(Error::corrupt(
-                "file",
-                &items[slot.item].snap_path,
-                format!("its blobs hold {offset} bytes, the tree says {}", node.size),
-            )),
-            None => None,
+            Ok(locs) => {
+                let total: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
+                (total != node.size).then(|| {
+                    Error::corrupt(
+                        "file",
+                        &items[slot.item].snap_path,
+                        format!("its blobs hold {total} bytes, the tree says {}", node.size),
+                    )
+                })
+            }
         };
         if let Some(e) = problem {
             fail(&items[slot.item], "restore", &e);
             continue;
         }
-        if node.content.is_empty() {
+        let locs = locs.expect("an error is reported above");
+        if locs.is_empty() {
             empty.push(si);
             continue;
         }
         let mut offset = 0u64;
-        for id in &node.content {
-            let loc = index.get(BlobType::Data, id).expect("checked above");
+        for (id, loc) in node.content.iter().zip(locs) {
             places
                 .entry(*id)
                 .or_insert_with(|| (loc, Vec::new()))
@@ -226,14 +224,15 @@ fn write_files(
     // Called with the slot's lock held once its last placement is written (or failed).
     let finish = |slot: &Slot, out: &mut Out| {
         let it = &items[slot.item];
+        let file = out.file.take();
+        if file.is_some() {
+            open_files.fetch_sub(1, Relaxed);
+        }
         let r = match out.error.take() {
             Some(e) => Err(e),
             None => (|| -> Result<()> {
-                let f = match out.file.take() {
-                    Some(f) => {
-                        open_files.fetch_sub(1, Relaxed);
-                        f
-                    }
+                let f = match file {
+                    Some(f) => f,
                     None => open_dest(&it.dest, false)?,
                 };
                 // Covers trailing holes of a sparse file.
@@ -243,9 +242,6 @@ fn write_files(
             })()
             .map_err(|e| e.to_string()),
         };
-        if out.file.take().is_some() {
-            open_files.fetch_sub(1, Relaxed);
-        }
         match r {
             Ok(()) => {
                 done.fetch_add(1, Relaxed);
@@ -323,18 +319,8 @@ fn write_files(
             for (id, loc) in &run.blobs {
                 let at = (loc.offset as u64 - run.start) as usize;
                 let raw = sealed.as_ref().map_err(|e| e.to_string()).and_then(|s| {
-                    let raw = open_blob(
-                        repo,
-                        BlobType::Data,
-                        id,
-                        &run.pack,
-                        &s[at..at + loc.length as usize],
-                    )
-                    .map_err(|e| e.to_string())?;
-                    if raw.len() != loc.raw_len as usize {
-                        return Err(format!("data blob {id}: length differs from the index"));
-                    }
-                    Ok(raw)
+                    let sealed = &s[at..at + loc.length as usize];
+                    open_blob_at(repo, BlobType::Data, id, loc, sealed).map_err(|e| e.to_string())
                 });
                 let targets = &places[id].1;
                 match &raw {
@@ -721,8 +707,30 @@ fn set_meta(node: &Node, dest: &Path, owner: bool) -> Result<()> {
         .map_err(|e| io("set times", e))
 }
 
+/// Blobs `dump` reads and opens in parallel at a time: at most this many, and at most
+/// `DUMP_WINDOW_BYTES` of plaintext unless a single blob is larger.
 const DUMP_WINDOW: usize = 8;
 const DUMP_WINDOW_BYTES: u64 = 8 << 20;
+
+/// Splits a file's blob list into windows (see `DUMP_WINDOW`).
+fn windows<'a>(index: &Index, content: &'a [BlobId]) -> Vec<&'a [BlobId]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, id) in content.iter().enumerate() {
+        let len = index
+            .get(BlobType::Data, id)
+            .map_or(0, |l| l.raw_len as u64);
+        if i > start && (i - start == DUMP_WINDOW || bytes + len > DUMP_WINDOW_BYTES) {
+            out.push(&content[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < content.len() {
+        out.push(&content[start..]);
+    }
+    out
+}
 
 /// Writes one file's content to `out` (for `dump`), verifying the digest at the end.
 pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) -> Result<u64> {
@@ -735,24 +743,9 @@ pub fn dump(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Write) 
     }
     let mut h = blake3::Hasher::new();
     let mut n = 0u64;
-    // Blobs are read and opened a window at a time in parallel (at most DUMP_WINDOW blobs and
-    // DUMP_WINDOW_BYTES of plaintext unless one blob is larger), then hashed and written in
+    // Blobs are read and opened a window at a time in parallel, then hashed and written in
     // order, so a large dump (`cista dump … | psql`) keeps every core busy in bounded memory.
-    let mut rest = &node.content[..];
-    while !rest.is_empty() {
-        let (mut take, mut bytes) = (0, 0u64);
-        while take < rest.len() && take < DUMP_WINDOW {
-            let len = index
-                .get(BlobType::Data, &rest[take])
-                .map_or(0, |l| l.raw_len as u64);
-            if take > 0 && bytes + len > DUMP_WINDOW_BYTES {
-                break;
-            }
-            bytes += len;
-            take += 1;
-        }
-        let (window, tail) = rest.split_at(take);
-        rest = tail;
+    for window in windows(index, &node.content) {
         let blobs = window
             .par_iter()
             .map(|id| read_blob(repo, index, BlobType::Data, id))
@@ -789,6 +782,52 @@ mod tests {
             length,
             raw_len: length,
         }
+    }
+
+    #[test]
+    fn windows_bound_count_and_bytes() {
+        use crate::format::{BlobEntry, IndexFile, IndexPack};
+        let sizes: [u32; 13] = [
+            1 << 20,
+            1 << 20,
+            6 << 20,
+            8 << 20,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            9 << 20,
+        ];
+        let ids: Vec<BlobId> = (0..sizes.len()).map(|i| Id([i as u8; 32])).collect();
+        let pack = IndexPack {
+            id: Id([0xee; 32]),
+            blobs: ids
+                .iter()
+                .zip(sizes)
+                .map(|(id, s)| BlobEntry {
+                    ty: BlobType::Data,
+                    id: *id,
+                    offset: 0,
+                    length: s,
+                    raw_len: s,
+                })
+                .collect(),
+        };
+        let files = [IndexFile {
+            supersedes: vec![],
+            packs: vec![pack],
+        }];
+        let index = Index::from_files(files.iter());
+        let w = windows(&index, &ids);
+        let lens: Vec<usize> = w.iter().map(|w| w.len()).collect();
+        // 1+1+6 MiB fit; 8 MiB alone; eight small ones (the count limit); 9 MiB alone.
+        assert_eq!(lens, vec![3, 1, 8, 1]);
+        assert_eq!(w.concat(), ids);
+        assert!(windows(&index, &[]).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! file in `tmp/`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -57,14 +57,6 @@ impl Backend for LocalBackend {
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         fs::read(self.path(t, name)).map_err(|e| backend_err("read", t, name, e))
-    }
-
-    fn read_into(&self, t: FileType, name: &str, buf: &mut Vec<u8>) -> Result<()> {
-        let mut f = File::open(self.path(t, name)).map_err(|e| backend_err("open", t, name, e))?;
-        buf.clear();
-        f.read_to_end(buf)
-            .map_err(|e| backend_err("read", t, name, e))?;
-        Ok(())
     }
 
     #[allow(unsafe_code)]
