@@ -150,6 +150,13 @@ impl Default for KdfParams {
     }
 }
 
+/// Argon2id ceilings accepted in key files (docs/format.md §3.3).
+pub const KDF_MAX_M_KIB: u32 = 1024 * 1024;
+pub const KDF_MAX_T: u32 = 16;
+pub const KDF_MAX_P: u32 = 16;
+/// `m_kib * t`, in KiB-passes: 1 GiB x 4 passes.
+pub const KDF_MAX_COST: u64 = 4 * 1024 * 1024;
+
 impl KdfParams {
     /// Parameters weaker than the floor are refused when reading a key file, so a tampered key
     /// file cannot quietly lower the cost of guessing the password.
@@ -161,7 +168,13 @@ impl KdfParams {
                 self.m_kib, self.t, self.p, floor.m_kib, floor.t, floor.p
             )));
         }
-        if self.m_kib > 4 * 1024 * 1024 || self.t > 64 || self.p > 64 {
+        // The ceiling bounds what a planted key file can make every open cost: at most about
+        // 1 GiB x 4 passes of memory work (a few seconds) per key file tried.
+        if self.m_kib > KDF_MAX_M_KIB
+            || self.t > KDF_MAX_T
+            || self.p > KDF_MAX_P
+            || u64::from(self.m_kib) * u64::from(self.t) > KDF_MAX_COST
+        {
             return Err(Error::Invalid(format!(
                 "Argon2id parameters m={} KiB t={} p={} are above the maximum this build accepts",
                 self.m_kib, self.t, self.p

@@ -35,6 +35,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A command that must see every object of a kind (prune, forget) found one that fails
+    /// verification; `remedy` says what to do.
+    #[error("{what} {id} cannot be read ({reason}); {remedy}")]
+    Unreadable {
+        what: &'static str,
+        id: String,
+        reason: String,
+        remedy: &'static str,
+    },
+
     /// A referenced object does not exist.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
@@ -92,7 +102,10 @@ impl Error {
 
     /// True when the error means a stored object failed verification.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, Error::Corrupt { .. })
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::Unreadable { .. } | Error::UnsupportedVersion { .. }
+        )
     }
 
     /// True when the backend reported that an object does not exist.

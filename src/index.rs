@@ -59,19 +59,47 @@ pub struct Index {
 }
 
 impl Index {
-    /// Loads every index file. A damaged index file is an error: a command that trusted a
-    /// partial index could report blobs missing that are not.
+    /// Loads every index file that opens. One that fails verification is left out with a
+    /// warning naming it: junk stored under a valid-looking name (by anyone with put rights)
+    /// must not stop every backup and restore. Its blobs then look absent, which costs a backup
+    /// a re-upload and a restore a reported missing blob, never wrong data.
     pub fn load(repo: &Repository) -> Result<Index> {
+        let (idx, damaged) = Index::load_files(repo)?;
+        for (id, e) in &damaged {
+            crate::repository::warn_skipped("index file", id, e);
+        }
+        Ok(idx)
+    }
+
+    /// Loads every index file, failing on a damaged one: for prune, which would otherwise
+    /// delete the packs a damaged index file names as unreferenced.
+    pub fn load_complete(repo: &Repository) -> Result<Index> {
+        let (idx, damaged) = Index::load_files(repo)?;
+        crate::repository::Loaded::<()> {
+            ok: Vec::new(),
+            damaged,
+        }
+        .require_all(
+            "index file",
+            "prune needs every index file, or it would delete the packs a damaged one names; \
+             if the file was not written by cista (it fails authentication), delete it from \
+             the store (index/<id>); `cista check` lists every damaged object",
+        )?;
+        Ok(idx)
+    }
+
+    fn load_files(repo: &Repository) -> Result<(Index, Vec<(Id, Error)>)> {
         let ids = repo.list_ids(FileType::Index)?;
-        let files = ids
+        let got: Vec<(Id, Result<IndexFile>)> = ids
             .par_iter()
-            .map(|id| load_index_file(repo, id))
-            .collect::<Result<Vec<_>>>()?;
-        let (active, superseded) = split_superseded(ids.iter().copied().zip(files));
+            .map(|id| (*id, load_index_file(repo, id)))
+            .collect();
+        let loaded = crate::repository::Loaded::sort_out(got)?;
+        let (active, superseded) = split_superseded(loaded.ok.into_iter());
         let mut idx = Index::from_files(active.iter().map(|(_, f)| f));
         idx.files = active.iter().map(|(id, _)| *id).collect();
         idx.superseded = superseded;
-        Ok(idx)
+        Ok((idx, loaded.damaged))
     }
 
     pub fn from_files<'a>(files: impl Iterator<Item = &'a IndexFile>) -> Index {

@@ -49,4 +49,4 @@ pub mod tree;
 
 pub use error::{Error, Result};
 pub use id::Id;
-pub use repository::{InitOptions, Repository, SnapshotFilter};
+pub use repository::{InitOptions, Loaded, OpenOptions, Repository, SnapshotFilter};

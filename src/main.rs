@@ -51,6 +51,10 @@ struct Cli {
     /// Run this shell command and use its output as the password.
     #[arg(long, env = "CISTA_PASSWORD_COMMAND", global = true)]
     password_command: Option<String>,
+    /// Key file id (or unique prefix) to try first (default: the one that opened this
+    /// repository last on this host).
+    #[arg(long, env = "CISTA_KEY_HINT", global = true)]
+    key_hint: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -524,12 +528,6 @@ fn password_with(cli: &Cli, confirm: bool, var: &str) -> Result<Vec<u8>> {
 fn open(cli: &Cli) -> Result<Repository> {
     let be = backend(cli)?;
     let pw = password(cli, false)?;
-    let repo = Repository::open(be, &pw)?;
-    // Local repositories are as fast to read as a cache would be.
-    let remote = cli
-        .repo
-        .as_deref()
-        .is_some_and(|r| r.contains("://") && !r.starts_with("file://"));
     let cache = if cli.no_cache {
         None
     } else {
@@ -537,6 +535,16 @@ fn open(cli: &Cli) -> Result<Repository> {
             .clone()
             .or_else(cista::backend::default_cache_dir)
     };
+    let opts = cista::OpenOptions {
+        key_hint: cli.key_hint.clone(),
+        hint_dir: cache.as_ref().map(|d| d.join("key-hints")),
+    };
+    let repo = Repository::open_with(be, &pw, &opts)?;
+    // Local repositories are as fast to read as a cache would be.
+    let remote = cli
+        .repo
+        .as_deref()
+        .is_some_and(|r| r.contains("://") && !r.starts_with("file://"));
     Ok(match cache {
         Some(dir) if remote => repo.with_cache(&dir),
         _ => repo,
@@ -711,6 +719,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 verbose: cli.verbose,
                 no_lock: cli.no_lock,
                 cache_dir: cli.cache_dir.clone(),
+                key_hint: None,
                 no_cache: cli.no_cache,
                 append_only: true,
                 retry_lock: cli.retry_lock,
@@ -1334,6 +1343,35 @@ fn select_snapshots(
     Ok(out)
 }
 
+/// The snapshots `forget ID...` removes. A snapshot file that fails verification is removed
+/// too when named by id: it cannot be restored, and it is what stops prune (planted junk, say).
+fn forget_targets(
+    cli: &Cli,
+    repo: &Repository,
+    ids: &[String],
+    filter: &Filter,
+) -> Result<Vec<Id>> {
+    let f = filter.to_lib();
+    let mut out = Vec::new();
+    for i in ids {
+        let id = match repo.resolve_snapshot(i, &f) {
+            Ok((id, _)) => id,
+            Err(e) if e.is_integrity() && i != "latest" => {
+                let id = repo.find_id(FileType::Snapshot, i)?;
+                if !cli.quiet {
+                    eprintln!("removing damaged snapshot {id}: {e}");
+                }
+                id
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
     let policy = KeepPolicy {
         last: a.keep_last,
@@ -1358,10 +1396,7 @@ fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         if !policy.is_empty() {
             bail!("give snapshot ids or a --keep policy, not both");
         }
-        remove = select_snapshots(&repo, &a.ids, &a.filter)?
-            .into_iter()
-            .map(|x| x.0)
-            .collect();
+        remove = forget_targets(cli, &repo, &a.ids, &a.filter)?;
     } else {
         let filtered = select_snapshots(&repo, &[], &a.filter)?;
         if policy.is_empty() {

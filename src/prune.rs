@@ -147,7 +147,11 @@ pub fn used_blobs(
     repo: &Repository,
     index: &Index,
 ) -> Result<(usize, HashSet<(BlobType, BlobId)>)> {
-    let snaps = repo.snapshots()?;
+    let snaps = repo.all_snapshots()?.require_all(
+        "snapshot",
+        "prune needs every snapshot, or it would delete data a damaged one still uses; \
+         `cista forget <id>` removes a damaged snapshot, `cista check` lists every damaged object",
+    )?;
     let mut used = HashSet::new();
     let mut level: Vec<TreeId> = Vec::new();
     for (_, s) in &snaps {
@@ -209,7 +213,7 @@ pub fn prune(
     opts: &PruneOptions,
     lock: Option<&LockGuard>,
 ) -> Result<PruneReport> {
-    let index = Index::load(repo)?;
+    let index = Index::load_complete(repo)?;
     let index_ids = index.index_files().to_vec();
     // Every stored index file, superseded leftovers included: the new index supersedes them
     // all, so a leftover never comes back into force when its superseder is deleted.

@@ -11,6 +11,20 @@ use crate::error::{Error, Result};
 use crate::format::{self, ChunkerParams, Config, DecodeError, FileKind, Snapshot, FORMAT_VERSION};
 use crate::id::{Id, SnapshotId};
 
+/// At most this many key files are tried with Argon2id when opening a repository (restic
+/// tries 20 too): the hinted key comes first, so a host is never slowed by others' keys.
+pub const MAX_KEY_TRIES: usize = 20;
+
+/// How `Repository::open_with` finds the key file.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// A key file id (or prefix) to try first, as restic's `--key-hint`.
+    pub key_hint: Option<String>,
+    /// Where the name of the key file that last opened each repository is remembered (the
+    /// cache's `key-hints/`); `None` remembers nothing.
+    pub hint_dir: Option<std::path::PathBuf>,
+}
+
 /// Settings chosen at `init`.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -135,6 +149,7 @@ impl Repository {
     /// `dir/<repository id>`, so that commands on a remote repository read them only once.
     pub fn with_cache(mut self, dir: &std::path::Path) -> Repository {
         let d = dir.join(self.config.id.to_hex());
+        crate::backend::make_repo_cache_private(&d);
         self.be = Arc::new(crate::backend::CacheBackend::new(
             self.be.clone(),
             d.clone(),
@@ -150,6 +165,19 @@ impl Repository {
 
     /// Opens a repository with a password.
     pub fn open(be: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        Self::open_with(be, password, &OpenOptions::default())
+    }
+
+    /// Opens a repository, trying first the key file `opts.key_hint` names, else the one that
+    /// opened it last on this host (recorded under `opts.hint_dir`, one small file per
+    /// repository location, written after a successful open). A hint is only an order: a wrong
+    /// or stale one costs nothing but the usual search, so planted key files cannot slow a
+    /// host that has opened the repository before.
+    pub fn open_with(
+        be: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         let raw = match be.read(FileType::Config, "config") {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Err(Error::RepoNotFound(be.location())),
@@ -165,15 +193,38 @@ impl Repository {
             }
             Err(e) => return Err(decode_err("config", "config", e)),
         }
-        Self::unlock(be, password, &raw)
+        let hint_file = opts
+            .hint_dir
+            .as_ref()
+            .map(|d| d.join(Id::of_bytes(be.location().as_bytes()).to_hex()));
+        let remembered = hint_file
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|s| s.trim().to_string());
+        let hint = opts.key_hint.clone().or_else(|| remembered.clone());
+        let (repo, key) = Self::unlock(be, password, &raw, hint.as_deref())?;
+        if let Some(p) = hint_file {
+            if remembered.as_deref() != Some(key.as_str()) {
+                crate::backend::cache_put_file(&p, key.as_bytes());
+            }
+        }
+        Ok(repo)
     }
 
-    /// Tries every key file. A key file that opens with the password but whose master key does
-    /// not open the config (left by an interrupted `init`, say) is passed over, as is one that
-    /// cannot be read; when no key works, a damaged key file is reported rather than a wrong
-    /// password, since the right key may be the damaged one.
-    fn unlock(be: Arc<dyn Backend>, password: &[u8], config_raw: &[u8]) -> Result<Repository> {
-        let names = be.list(FileType::Key)?;
+    /// Tries the key files, the hinted one first, running Argon2id for at most
+    /// `MAX_KEY_TRIES` of them (each may cost up to the KDF ceiling, so junk key files must
+    /// not multiply it without bound). A key file that opens with the password but whose
+    /// master key does not open the config (left by an interrupted `init`, say) is passed
+    /// over, as is one that cannot be read or has out-of-range parameters; when no key works,
+    /// a damaged key file is reported rather than a wrong password, since the right key may be
+    /// the damaged one. Returns the repository and the name of the key file that opened it.
+    fn unlock(
+        be: Arc<dyn Backend>,
+        password: &[u8],
+        config_raw: &[u8],
+        hint: Option<&str>,
+    ) -> Result<(Repository, String)> {
+        let mut names: Vec<String> = be.list(FileType::Key)?.into_iter().map(|n| n.0).collect();
         if names.is_empty() {
             return Err(Error::corrupt(
                 "repository",
@@ -181,10 +232,42 @@ impl Repository {
                 "it has no key files",
             ));
         }
+        if let Some(h) = hint {
+            let h = h.to_ascii_lowercase();
+            match names.iter().position(|n| n.starts_with(&h)) {
+                Some(i) => {
+                    let n = names.remove(i);
+                    names.insert(0, n);
+                }
+                None => tracing::warn!("no key file matches the key hint {h}"),
+            }
+        }
         let mut damaged = None;
         let mut config_err = None;
-        for (name, _) in names {
-            let keys = match load_key_file(&*be, &name).and_then(|kf| kf.open(password)) {
+        let mut tries = 0;
+        for name in &names {
+            let checked = load_key_file(&*be, name).and_then(|kf| {
+                kf.params
+                    .check()
+                    .map_err(|e| Error::corrupt("key file", name, e))?;
+                Ok(kf)
+            });
+            let kf = match checked {
+                Ok(kf) => kf,
+                Err(e) => {
+                    damaged.get_or_insert(e);
+                    continue;
+                }
+            };
+            if tries == MAX_KEY_TRIES {
+                tracing::warn!(
+                    "stopped after trying {MAX_KEY_TRIES} of {} key files",
+                    names.len()
+                );
+                break;
+            }
+            tries += 1;
+            let keys = match kf.open(password) {
                 Ok(Some(k)) => k,
                 Ok(None) => continue,
                 Err(e) => {
@@ -196,7 +279,7 @@ impl Repository {
                 .and_then(|plain| Config::decode(&plain))
                 .map_err(|e| decode_err("config", "config", e));
             match config {
-                Ok(config) => return Ok(Repository::assemble(be, keys, config)),
+                Ok(config) => return Ok((Repository::assemble(be, keys, config), name.clone())),
                 Err(e) => {
                     config_err.get_or_insert(e);
                 }
@@ -308,15 +391,32 @@ impl Repository {
         Snapshot::decode(&raw).map_err(|e| decode_err("snapshot", id, e))
     }
 
-    /// Every snapshot, oldest first. Fails on the first damaged one.
+    /// Every snapshot that opens, oldest first. A snapshot file that fails verification is
+    /// left out with a warning naming it: anyone with put rights (an append-only client, say)
+    /// can store junk under a valid-looking name, and that must not stop every other host's
+    /// backups and restores. Commands that must see every snapshot (prune, forget) use
+    /// `all_snapshots`, and `check` reports the damage.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let loaded = self.all_snapshots()?;
+        for (id, e) in &loaded.damaged {
+            warn_skipped("snapshot", id, e);
+        }
+        Ok(loaded.ok)
+    }
+
+    /// Every snapshot, oldest first, and apart from them those that failed verification. A
+    /// snapshot deleted between the listing and the read (by a concurrent forget) is left out;
+    /// any other read error fails the call, since a snapshot that is merely unreachable is not
+    /// damaged.
+    pub fn all_snapshots(&self) -> Result<Loaded<Snapshot>> {
         let ids = self.list_ids(FileType::Snapshot)?;
-        let mut out = ids
+        let got: Vec<(SnapshotId, Result<Snapshot>)> = ids
             .par_iter()
-            .map(|id| Ok((*id, self.load_snapshot(id)?)))
-            .collect::<Result<Vec<_>>>()?;
-        sort_snapshots(&mut out);
-        Ok(out)
+            .map(|id| (*id, self.load_snapshot(id)))
+            .collect();
+        let mut loaded = Loaded::sort_out(got)?;
+        sort_snapshots(&mut loaded.ok);
+        Ok(loaded)
     }
 
     /// Resolves a unique id prefix of a stored object.
@@ -391,6 +491,57 @@ impl Repository {
         let new = self.save_snapshot(&s)?;
         self.be.remove(FileType::Snapshot, &id.to_hex())?;
         Ok(Some(new))
+    }
+}
+
+/// The objects of one kind that opened, and those that failed verification (with why).
+#[derive(Debug, Default)]
+pub struct Loaded<T> {
+    pub ok: Vec<(Id, T)>,
+    pub damaged: Vec<(Id, Error)>,
+}
+
+impl<T> Loaded<T> {
+    /// Sorts read results into opened and damaged; objects gone since the listing are
+    /// dropped, and any other error (storage, I/O) is returned.
+    pub(crate) fn sort_out(got: Vec<(Id, Result<T>)>) -> Result<Loaded<T>> {
+        let mut out = Loaded {
+            ok: Vec::with_capacity(got.len()),
+            damaged: Vec::new(),
+        };
+        for (id, r) in got {
+            match r {
+                Ok(v) => out.ok.push((id, v)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) if e.is_integrity() => out.damaged.push((id, e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fails on the first damaged object, with what to do about it: for commands that would
+    /// delete data on a partial view of the repository.
+    pub fn require_all(self, what: &'static str, remedy: &'static str) -> Result<Vec<(Id, T)>> {
+        match self.damaged.into_iter().next() {
+            None => Ok(self.ok),
+            Some((id, e)) => Err(Error::Unreadable {
+                what,
+                id: id.to_hex(),
+                reason: e.to_string(),
+                remedy,
+            }),
+        }
+    }
+}
+
+/// Warns once per process about an object a command skips.
+pub(crate) fn warn_skipped(what: &str, id: &Id, e: &Error) {
+    static WARNED: std::sync::Mutex<Vec<Id>> = std::sync::Mutex::new(Vec::new());
+    let mut w = WARNED.lock().unwrap();
+    if !w.contains(id) {
+        w.push(*id);
+        tracing::warn!("skipping {what} {id}: {e} (`cista check` reports it)");
     }
 }
 

@@ -22,17 +22,52 @@ fn cached(t: FileType) -> bool {
     matches!(t, FileType::Index | FileType::Snapshot | FileType::Key)
 }
 
-/// Stores `data` under `path` atomically; failures only cost a later re-fetch.
+/// Creates `dir` and its missing parents private to this user (0700): the cache holds only
+/// sealed bytes, but which objects a user has, and their sizes, are nobody else's business.
+pub(crate) fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Makes the cache directory of one repository private, tightening one an older cista made
+/// with the umask's mode. Only a directory named by repository id is changed: the base
+/// (`CISTA_CACHE_DIR`, say) may be the operator's own.
+pub(crate) fn make_repo_cache_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        }
+        Ok(_) => {}
+        Err(_) => {
+            let _ = make_private_dir(dir);
+        }
+    }
+}
+
+/// Stores `data` under `path` atomically, readable by this user only (0600); failures only
+/// cost a later re-fetch.
 pub(crate) fn put_file(path: &Path, data: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let Some(dir) = path.parent() else { return };
-    if fs::create_dir_all(dir).is_err() {
+    if make_private_dir(dir).is_err() {
         return;
     }
     let tmp = dir.join(format!(
         ".tmp-{}",
         hex::encode(crate::crypto::random_bytes::<8>())
     ));
-    if fs::write(&tmp, data).is_ok() && fs::rename(&tmp, path).is_ok() {
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(data));
+    if written.is_ok() && fs::rename(&tmp, path).is_ok() {
         return;
     }
     let _ = fs::remove_file(&tmp);
@@ -63,7 +98,7 @@ impl Backend for CacheBackend {
             return self.inner.read(t, name);
         }
         let p = self.path(t, name);
-        if let Ok(b) = fs::read(&p) {
+        if let Ok(b) = super::read_local_object(&p, t, name) {
             if Id::of_bytes(&b).to_hex() == name {
                 return Ok(b);
             }

@@ -14,11 +14,73 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     root: PathBuf,
+    modes: std::sync::Arc<std::sync::OnceLock<Modes>>,
+}
+
+/// Permissions of what the backend creates. Objects are private and read-only (a key file
+/// copied by another local user could be attacked offline; an object is never rewritten), as
+/// restic does; a repository whose `config` an operator made group-readable gets
+/// group-readable objects and directories too, so a backup-reader group keeps working.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Modes {
+    /// Mode a new object is written with, before it is made read-only.
+    file: u32,
+    dir: u32,
+}
+
+impl Modes {
+    const PRIVATE: Modes = Modes {
+        file: 0o600,
+        dir: 0o700,
+    };
+    const GROUP: Modes = Modes {
+        file: 0o640,
+        dir: 0o750,
+    };
+    fn read_only(self) -> u32 {
+        self.file & !0o222
+    }
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            modes: Default::default(),
+        }
+    }
+
+    fn modes(&self) -> Modes {
+        use std::os::unix::fs::PermissionsExt;
+        *self
+            .modes
+            .get_or_init(|| match fs::metadata(self.root.join("config")) {
+                Ok(m) if m.permissions().mode() & 0o040 != 0 => Modes::GROUP,
+                _ => Modes::PRIVATE,
+            })
+    }
+
+    fn mkdir_all(&self, p: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(self.modes().dir)
+            .create(p)
+    }
+
+    /// Creates `path` (which must not exist) with the object mode and writes `data` durably.
+    fn write_new_file(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = self.modes();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode.file)
+            .open(path)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        // On the descriptor: the name is linked into place with its final mode.
+        f.set_permissions(fs::Permissions::from_mode(mode.read_only()))
     }
 
     pub fn root(&self) -> &Path {
@@ -41,7 +103,8 @@ impl Backend for LocalBackend {
 
     fn create(&self) -> Result<()> {
         let mk = |p: PathBuf| {
-            fs::create_dir_all(&p).map_err(|e| crate::Error::io("create directory", p, e))
+            self.mkdir_all(&p)
+                .map_err(|e| crate::Error::io("create directory", p, e))
         };
         mk(self.root.clone())?;
         for t in FileType::ALL {
@@ -56,7 +119,7 @@ impl Backend for LocalBackend {
     }
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
-        fs::read(self.path(t, name)).map_err(|e| backend_err("read", t, name, e))
+        super::read_local_object(&self.path(t, name), t, name)
     }
 
     #[allow(unsafe_code)]
@@ -89,12 +152,7 @@ impl Backend for LocalBackend {
             name,
             hex::encode(crate::crypto::random_bytes::<8>())
         ));
-        let write_tmp = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()
-        };
-        if let Err(e) = write_tmp() {
+        if let Err(e) = self.write_new_file(&tmp, data) {
             let _ = fs::remove_file(&tmp);
             return Err(err("write", e));
         }
@@ -104,7 +162,7 @@ impl Backend for LocalBackend {
             .to_path_buf();
         let link = |tmp: &Path| match fs::hard_link(tmp, &fin) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                fs::create_dir_all(&parent)?;
+                self.mkdir_all(&parent)?;
                 fs::hard_link(tmp, &fin)
             }
             r => r,
@@ -141,9 +199,7 @@ impl Backend for LocalBackend {
             hex::encode(crate::crypto::random_bytes::<8>())
         ));
         let r = (|| -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
+            self.write_new_file(&tmp, data)?;
             // rename replaces atomically: a reader sees the old config or the new one.
             fs::rename(&tmp, &fin)?;
             sync_dir(&self.root)

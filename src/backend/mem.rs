@@ -28,16 +28,19 @@ impl Backend for MemBackend {
     }
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
-        self.objects
-            .lock()
-            .unwrap()
+        let m = self.objects.lock().unwrap();
+        let b = m
             .get(&object_path(t, name))
-            .cloned()
-            .ok_or_else(|| backend_err("read", t, name, IoError::from(ErrorKind::NotFound)))
+            .ok_or_else(|| backend_err("read", t, name, IoError::from(ErrorKind::NotFound)))?;
+        super::check_read_len(t, name, b.len() as u64)?;
+        Ok(b.clone())
     }
 
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
-        let all = self.read(t, name)?;
+        let m = self.objects.lock().unwrap();
+        let all = m
+            .get(&object_path(t, name))
+            .ok_or_else(|| backend_err("read", t, name, IoError::from(ErrorKind::NotFound)))?;
         let end = offset
             .checked_add(length)
             .filter(|&e| e <= all.len() as u64);

@@ -7,8 +7,8 @@ mod local;
 mod mem;
 mod object;
 
-pub(crate) use cache::put_file as cache_put_file;
 pub use cache::{default_cache_dir, CacheBackend};
+pub(crate) use cache::{make_repo_cache_private, put_file as cache_put_file};
 pub use limit::Limited;
 
 pub use local::LocalBackend;
@@ -79,6 +79,60 @@ pub fn is_object_name(name: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The largest stored object of each type that a whole-object read accepts. The stored size
+/// is checked before anything is allocated, so an object planted by someone with put rights
+/// (a multi-gigabyte "snapshot", say) cannot exhaust memory; docs/format.md §16 lists the
+/// caps. They sit far above what cista writes (a config, key or lock file is under 1 KiB;
+/// an index file names at most 256 packs).
+pub const fn max_read_len(t: FileType) -> u64 {
+    match t {
+        FileType::Config => 1 << 20,
+        FileType::Key | FileType::Lock => 64 << 10,
+        FileType::Snapshot => 64 << 20,
+        FileType::Index => 1 << 30,
+        // A pack is at most the largest pack size plus one blob and its header.
+        FileType::Pack => 2 << 30,
+    }
+}
+
+/// Fails when a whole-object read of `len` bytes would pass `max_read_len`.
+pub(crate) fn check_read_len(t: FileType, name: &str, len: u64) -> Result<()> {
+    let max = max_read_len(t);
+    if len > max {
+        return Err(crate::Error::corrupt(
+            t.name(),
+            object_path(t, name),
+            format!(
+                "it is {len} bytes, more than the {max} bytes a {} may have",
+                t.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a local file as a whole object of type `t`, checking its size first.
+pub(crate) fn read_local_object(
+    path: &std::path::Path,
+    t: FileType,
+    name: &str,
+) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| backend_err("read", t, name, e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| backend_err("read", t, name, e))?
+        .len();
+    check_read_len(t, name, len)?;
+    let mut buf = Vec::with_capacity(len as usize);
+    // A file growing under us is still read only up to the cap.
+    f.take(max_read_len(t) + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| backend_err("read", t, name, e))?;
+    check_read_len(t, name, buf.len() as u64)?;
+    Ok(buf)
+}
+
 /// Where a repository's objects are kept.
 ///
 /// Guarantees a backend must give (see docs/format.md): a completed `write` is durable and
@@ -90,7 +144,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn location(&self) -> String;
     /// Prepares an empty repository location (directories on disk; nothing on object stores).
     fn create(&self) -> Result<()>;
-    /// Reads a whole object.
+    /// Reads a whole object, refusing one larger than `max_read_len(t)` before allocating.
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>>;
     /// Reads a whole object into `buf` (replacing its content), so a caller reading many
     /// objects (check --read-data) reuses one buffer.
@@ -274,5 +328,16 @@ pub(crate) mod conformance {
         be.remove(FileType::Pack, &name).unwrap();
         be.remove(FileType::Pack, &name).unwrap();
         assert!(be.list(FileType::Pack).unwrap().is_empty());
+
+        // Whole-object reads stop at the type's cap, naming the object; ranges are not capped.
+        let cap = max_read_len(FileType::Lock) as usize;
+        be.write(FileType::Lock, &name, &vec![1; cap]).unwrap();
+        assert_eq!(be.read(FileType::Lock, &name).unwrap().len(), cap);
+        be.remove(FileType::Lock, &name).unwrap();
+        be.write(FileType::Lock, &name, &vec![1; cap + 1]).unwrap();
+        let e = be.read(FileType::Lock, &name).unwrap_err();
+        assert!(e.is_integrity() && e.to_string().contains(&name), "{e}");
+        assert_eq!(be.read_range(FileType::Lock, &name, 0, 3).unwrap(), [1; 3]);
+        be.remove(FileType::Lock, &name).unwrap();
     }
 }

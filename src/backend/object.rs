@@ -349,13 +349,16 @@ impl Backend for ObjectStoreBackend {
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         let p = self.path(t, name);
-        self.rt
-            .block_on(async {
-                let r = self.store.get(&p).await?;
-                r.bytes().await
-            })
-            .map(|b| b.to_vec())
-            .map_err(|e| super::backend_err("read", t, name, io_err(e)))
+        let err = |e| super::backend_err("read", t, name, io_err(e));
+        self.rt.block_on(async {
+            let r = self.store.get(&p).await.map_err(err)?;
+            // The size comes with the response headers: a planted giant object is refused
+            // before its body is read.
+            super::check_read_len(t, name, r.meta.size)?;
+            let b = r.bytes().await.map_err(err)?;
+            super::check_read_len(t, name, b.len() as u64)?;
+            Ok(b.to_vec())
+        })
     }
 
     fn read_range(&self, t: FileType, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
