@@ -10,6 +10,10 @@ pub enum Error {
     #[error("repository does not exist at {0}")]
     RepoNotFound(String),
 
+    /// The bucket or container of an object-store location does not exist.
+    #[error("bucket {container} does not exist (repository location {location}); cista does not create buckets: create it first")]
+    ContainerNotFound { container: String, location: String },
+
     /// `init` found an existing repository.
     #[error("repository already exists at {0}")]
     RepoExists(String),

@@ -424,7 +424,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = match e.downcast_ref::<Error>() {
-                Some(Error::RepoNotFound(_)) => EXIT_NO_REPO,
+                Some(Error::RepoNotFound(_) | Error::ContainerNotFound { .. }) => EXIT_NO_REPO,
                 Some(Error::Locked(_)) => EXIT_LOCKED,
                 Some(Error::WrongPassword) => EXIT_WRONG_PASSWORD,
                 _ => 1,

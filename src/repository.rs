@@ -180,7 +180,10 @@ impl Repository {
     ) -> Result<Repository> {
         let raw = match be.read(FileType::Config, "config") {
             Ok(r) => r,
-            Err(e) if e.is_not_found() => return Err(Error::RepoNotFound(be.location())),
+            Err(e) if e.is_not_found() => {
+                be.probe()?;
+                return Err(Error::RepoNotFound(be.location()));
+            }
             Err(e) => return Err(e),
         };
         match format::peek_version(FileKind::Config, &raw) {

@@ -399,7 +399,7 @@ fn retries_are_reported_with_verbose() {
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("retry 1 of 10"), "{err}");
+    assert!(err.contains("retry 1 of 100"), "{err}");
 }
 
 /// How the fault-injecting store answers the completion of a multipart upload.

@@ -93,6 +93,10 @@ impl Backend for CacheBackend {
         self.inner.create()
     }
 
+    fn probe(&self) -> Result<()> {
+        self.inner.probe()
+    }
+
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         if !cached(t) {
             return self.inner.read(t, name);

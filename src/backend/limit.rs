@@ -64,6 +64,9 @@ impl Backend for Limited {
     fn create(&self) -> Result<()> {
         self.inner.create()
     }
+    fn probe(&self) -> Result<()> {
+        self.inner.probe()
+    }
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         let b = self.inner.read(t, name)?;
         if let Some(d) = &self.down {

@@ -142,8 +142,14 @@ pub(crate) fn read_local_object(
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A human-readable location for messages.
     fn location(&self) -> String;
-    /// Prepares an empty repository location (directories on disk; nothing on object stores).
+    /// Prepares an empty repository location (directories on disk; on object stores, checks
+    /// that the bucket exists, since cista does not create buckets).
     fn create(&self) -> Result<()>;
+    /// Tells a missing bucket or container (`Error::ContainerNotFound`) from a missing
+    /// repository: called when `config` is not found, so it costs nothing on success.
+    fn probe(&self) -> Result<()> {
+        Ok(())
+    }
     /// Reads a whole object, refusing one larger than `max_read_len(t)` before allocating.
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>>;
     /// Reads a whole object into `buf` (replacing its content), so a caller reading many
@@ -225,6 +231,9 @@ impl Backend for AppendOnly {
     }
     fn create(&self) -> Result<()> {
         self.0.create()
+    }
+    fn probe(&self) -> Result<()> {
+        self.0.probe()
     }
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         self.0.read(t, name)

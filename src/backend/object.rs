@@ -6,7 +6,8 @@
 //! every name but `config` is the hash of its content. Objects larger than
 //! `MULTIPART_THRESHOLD` go up as multipart uploads; a failed one is aborted, and an upload that
 //! is never completed is invisible to listings, so a half-written object is never taken for
-//! data. Transient errors are retried with exponential backoff by `object_store`'s client.
+//! data. Transient errors are retried with jittered exponential backoff by `object_store`'s
+//! client, for up to `RETRY_TIMEOUT`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +89,17 @@ fn split_tuning(
     Ok((t, rest))
 }
 
+/// Whether a store's error says the bucket or container itself is missing (S3's
+/// `NoSuchBucket`, Azure's `ContainerNotFound`, GCS's "bucket does not exist"), as opposed to
+/// an object under it.
+fn is_missing_container(e: &object_store::Error) -> bool {
+    let t = e.to_string();
+    ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
+        .iter()
+        .any(|m| t.contains(m))
+        || matches!(e, object_store::Error::NotFound { .. })
+}
+
 impl std::fmt::Debug for ObjectStoreBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ObjectStoreBackend({})", self.location)
@@ -119,11 +131,24 @@ fn checksum_headers() -> http::HeaderMap {
     h
 }
 
+/// How long a request is retried before the command fails with the store's error.
+pub const RETRY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Retries bounded by time rather than by count: ten retries with object_store's jittered backoff
+/// were spent in about 1.5 s, so a store restarting for a few seconds aborted a backup. The
+/// backoff doubles (with jitter) from 100 ms up to 15 s between tries, so a 10-second outage
+/// costs about one backoff step after it ends, and a dead store fails after `RETRY_TIMEOUT`.
 fn retry() -> RetryConfig {
     RetryConfig {
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(180),
-        ..Default::default()
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+        // The time bound comes first in practice (about 20 tries fit in 180 s once the
+        // backoff reaches its cap); the count only keeps the log's "retry N of M" readable.
+        max_retries: 100,
+        retry_timeout: RETRY_TIMEOUT,
     }
 }
 
@@ -236,6 +261,12 @@ impl ObjectStoreBackend {
         self
     }
 
+    /// The bucket or container named by the location (`s3://bucket/prefix`).
+    fn container(&self) -> &str {
+        let rest = self.location.split_once("://").map_or("", |x| x.1);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
     fn path(&self, t: FileType, name: &str) -> StorePath {
         self.join(&object_path(t, name))
     }
@@ -344,7 +375,22 @@ impl Backend for ObjectStoreBackend {
     }
 
     fn create(&self) -> Result<()> {
-        Ok(())
+        self.probe()
+    }
+
+    fn probe(&self) -> Result<()> {
+        let prefix = (!self.prefix.is_empty()).then(|| StorePath::from(self.prefix.as_str()));
+        let r = self
+            .rt
+            .block_on(self.store.list_with_delimiter(prefix.as_ref()));
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_missing_container(&e) => Err(Error::ContainerNotFound {
+                container: self.container().to_string(),
+                location: self.location.clone(),
+            }),
+            Err(e) => Err(super::backend_err("list", FileType::Config, "", io_err(e))),
+        }
     }
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod hooked;
+pub mod outage;
 pub mod s3;
 
 pub const PASSWORD: &str = "correct horse battery staple";
