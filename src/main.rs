@@ -420,7 +420,11 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
-    match run(&cli) {
+    let result = run(&cli);
+    if cli.verbose > 0 {
+        print_requests();
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = match e.downcast_ref::<Error>() {
@@ -461,7 +465,12 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
             .ok_or_else(|| anyhow!("option {o:?} is not key=value"))?;
         opts.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let mut be = cista::backend::open_location(loc, &opts)?;
+    let counting = cista::backend::Counting::new(cista::backend::open_location(loc, &opts)?);
+    REQUESTS
+        .lock()
+        .unwrap()
+        .push((counting.location(), counting.stats()));
+    let mut be: Arc<dyn Backend> = Arc::new(counting);
     if cli.limit_upload.is_some() || cli.limit_download.is_some() {
         be = Arc::new(cista::backend::Limited::new(
             be,
@@ -474,6 +483,16 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     } else {
         be
     })
+}
+
+/// What each store this process opened was asked, for `-v`.
+static REQUESTS: std::sync::Mutex<Vec<(String, Arc<cista::backend::RequestStats>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn print_requests() {
+    for (loc, stats) in REQUESTS.lock().unwrap().iter() {
+        eprintln!("requests to {loc}: {}", stats.counts());
+    }
 }
 
 fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {

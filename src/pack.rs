@@ -173,13 +173,16 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
         .filter(|_| ty == BlobType::Tree)
         .map(|d| d.join(id.to_hex()));
     if let Some(p) = &cache {
-        if let Ok(sealed) = std::fs::read(p) {
-            // The cached copy is the sealed blob: opening it re-checks the key and the id.
-            match format::open_blob(repo.keys(), ty, id, &sealed) {
-                Ok(raw) => return Ok(raw),
-                Err(_) => {
-                    let _ = std::fs::remove_file(p);
-                }
+        if let Some(raw) = open_cached(repo, ty, id, p) {
+            return Ok(raw);
+        }
+        // A cold cache: one request for every tree the pack holds, not one per tree (a walk
+        // needs most of them, and a round trip to a store costs 10-50 ms). Trees live in their
+        // own packs, so this fetches no file data.
+        let dir = p.parent().expect("cache entries sit in a directory");
+        if fill_tree_cache(repo, &loc.pack, dir) {
+            if let Some(raw) = open_cached(repo, ty, id, p) {
+                return Ok(raw);
             }
         }
     }
@@ -188,6 +191,57 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
         crate::backend::cache_put_file(p, &sealed);
     }
     Ok(raw)
+}
+
+/// The cached copy of a blob, opened: that re-checks the key and the id, so a damaged entry
+/// is removed and reported as absent.
+fn open_cached(
+    repo: &Repository,
+    ty: BlobType,
+    id: &BlobId,
+    p: &std::path::Path,
+) -> Option<Vec<u8>> {
+    let sealed = std::fs::read(p).ok()?;
+    match format::open_blob(repo.keys(), ty, id, &sealed) {
+        Ok(raw) => Some(raw),
+        Err(_) => {
+            let _ = std::fs::remove_file(p);
+            None
+        }
+    }
+}
+
+/// Fetches a tree pack whole and stores each of its tree blobs in the cache directory `dir`;
+/// false when that failed (the caller then reads the one blob it needs). Each pack is fetched
+/// at most once per process: threads that want the same pack wait for the first one.
+fn fill_tree_cache(repo: &Repository, pack: &PackId, dir: &std::path::Path) -> bool {
+    let once = repo.tree_pack_fetch(pack);
+    *once.get_or_init(|| {
+        let fetched = repo
+            .backend()
+            .read(FileType::Pack, &pack.to_hex())
+            .and_then(|bytes| cache_tree_blobs(repo.keys(), &bytes, dir));
+        match fetched {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("fetching tree pack {pack} whole failed: {e}");
+                false
+            }
+        }
+    })
+}
+
+/// Stores every tree blob of a whole pack in the cache directory `dir`, sealed as stored.
+pub(crate) fn cache_tree_blobs(keys: &Keys, pack: &[u8], dir: &std::path::Path) -> Result<()> {
+    let id = Id::of_bytes(pack);
+    let bad = |e| Error::corrupt("pack", id, e);
+    let (area, header) = format::split_pack(pack).map_err(bad)?;
+    let entries = format::open_pack_header(keys, header, area.len() as u64).map_err(bad)?;
+    for e in entries.iter().filter(|e| e.ty == BlobType::Tree) {
+        let sealed = &area[e.offset as usize..(e.offset + e.length) as usize];
+        crate::backend::cache_put_file(&dir.join(e.id.to_hex()), sealed);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

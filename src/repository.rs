@@ -1,5 +1,6 @@
 //! A backend opened with a key: the config, typed sealed files, snapshots.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -56,6 +57,8 @@ pub struct Repository {
     config: Config,
     chunker: Arc<Chunker>,
     tree_cache: Option<std::path::PathBuf>,
+    /// Tree packs fetched whole into the tree cache by this process (see `pack::read_blob`).
+    tree_packs: Arc<std::sync::Mutex<HashMap<Id, Arc<std::sync::OnceLock<bool>>>>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -142,6 +145,7 @@ impl Repository {
             config,
             chunker,
             tree_cache: None,
+            tree_packs: Default::default(),
         }
     }
 
@@ -156,6 +160,16 @@ impl Repository {
         ));
         self.tree_cache = Some(d.join("trees"));
         self
+    }
+
+    /// The once-per-process slot for fetching tree pack `pack` whole.
+    pub(crate) fn tree_pack_fetch(&self, pack: &Id) -> Arc<std::sync::OnceLock<bool>> {
+        self.tree_packs
+            .lock()
+            .unwrap()
+            .entry(*pack)
+            .or_default()
+            .clone()
     }
 
     /// Where tree blobs are cached, if anywhere.

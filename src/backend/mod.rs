@@ -2,6 +2,7 @@
 //! delete). A backend sees only names and sealed bytes, never keys or plaintext.
 
 mod cache;
+mod counting;
 mod limit;
 mod local;
 mod mem;
@@ -9,6 +10,7 @@ mod object;
 
 pub use cache::{default_cache_dir, CacheBackend};
 pub(crate) use cache::{make_repo_cache_private, put_file as cache_put_file};
+pub use counting::{Counting, RequestCounts, RequestStats};
 pub use limit::Limited;
 
 pub use local::LocalBackend;
