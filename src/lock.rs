@@ -134,32 +134,8 @@ impl LockGuard {
     /// Takes a lock, failing with `Error::Locked` when a live conflicting lock exists.
     pub fn acquire(repo: &Repository, exclusive: bool) -> Result<LockGuard> {
         let mine = write_lock(repo, exclusive)?;
-        // Written first, checked second: of two racing processes at least one sees the other.
-        let conflict = (|| -> Result<Option<String>> {
-            for id in repo.list_ids(FileType::Lock)? {
-                if id == mine {
-                    continue;
-                }
-                let Ok(info) = load_lock(repo, &id) else {
-                    continue;
-                };
-                if (exclusive || info.exclusive) && !is_stale(&info) {
-                    return Ok(Some(describe(&id, &info)));
-                }
-            }
-            Ok(None)
-        })();
-        match conflict {
-            Ok(None) => {}
-            Ok(Some(msg)) => {
-                let _ = repo.backend().remove(FileType::Lock, &mine.to_hex());
-                return Err(Error::Locked(msg));
-            }
-            Err(e) => {
-                let _ = repo.backend().remove(FileType::Lock, &mine.to_hex());
-                return Err(e);
-            }
-        }
+        // Registered before the (possibly slow) conflict scan, so that `release_all` removes
+        // the file if a signal comes meanwhile; on a conflict dropping the guard removes it.
         let held = Arc::new(Held {
             repo: repo.clone(),
             state: Mutex::new(Shared {
@@ -172,21 +148,26 @@ impl LockGuard {
             swap: Mutex::new(()),
         });
         locked(&HELD).push(held.clone());
-        let h = held.clone();
+        let mut guard = LockGuard { held, thread: None };
+        // Written first, checked second: of two racing processes at least one sees the other.
+        for id in repo.list_ids(FileType::Lock)? {
+            if id == mine {
+                continue;
+            }
+            let Ok(info) = load_lock(repo, &id) else {
+                continue;
+            };
+            if (exclusive || info.exclusive) && !is_stale(&info) {
+                return Err(Error::Locked(describe(&id, &info)));
+            }
+        }
+        let h = guard.held.clone();
         let thread = std::thread::Builder::new()
             .name("cista-lock".into())
-            .spawn(move || refresh_loop(&h, exclusive));
-        let thread = match thread {
-            Ok(t) => t,
-            Err(e) => {
-                drop(LockGuard { held, thread: None });
-                return Err(Error::io("spawn lock refresher", "", e));
-            }
-        };
-        Ok(LockGuard {
-            held,
-            thread: Some(thread),
-        })
+            .spawn(move || refresh_loop(&h, exclusive))
+            .map_err(|e| Error::io("spawn lock refresher", "", e))?;
+        guard.thread = Some(thread);
+        Ok(guard)
     }
 
     /// Like `acquire`, but retries for up to `wait` while the repository is locked.
