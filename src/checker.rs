@@ -28,33 +28,100 @@ thread_local! {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Subset {
     All,
-    /// Part `n` of `m` (1-based): packs whose first id byte modulo `m` is `n - 1`.
+    /// Group `n` of `m` (1-based, `m` at most 256): packs whose first id byte modulo `m` is
+    /// `n - 1`, as restic groups them. The groups are fixed by the pack ids, so reading 1/m to
+    /// m/m (on different days, say) reads every pack exactly once.
     Part(u32, u32),
-    /// About this percentage of packs, chosen at random.
+    /// This percentage of the packs (rounded, at least one), chosen at random.
     Percent(f64),
+    /// Packs chosen at random until they add up to this many bytes (at least one pack).
+    Bytes(u64),
 }
+
+/// The most `n/m` groups: packs are grouped by the first byte of their id.
+pub const MAX_GROUPS: u32 = 256;
 
 impl std::str::FromStr for Subset {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || crate::Error::Invalid(format!("read-data subset {s:?}: use n/m or p%"));
+        let bad = |why: String| crate::Error::Invalid(format!("--read-data-subset {s:?}: {why}"));
+        let usage =
+            || bad("use n/m (group n of m, e.g. 2/5), p% (e.g. 5%) or a size (e.g. 500M)".into());
+        let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
-            let p: f64 = p.trim().parse().map_err(|_| bad())?;
-            if !(p > 0.0 && p <= 100.0) {
-                return Err(bad());
+            let p: f64 = p.trim().parse().map_err(|_| usage())?;
+            if p.is_nan() || p <= 0.0 {
+                return Err(bad(
+                    "reads no pack: give a percentage above 0 and at most 100".into(),
+                ));
+            }
+            if p > 100.0 {
+                return Err(bad(
+                    "a percentage is at most 100 (100% reads every pack)".into()
+                ));
             }
             return Ok(Subset::Percent(p));
         }
-        let (n, m) = s.split_once('/').ok_or_else(bad)?;
-        let (n, m): (u32, u32) = (
-            n.trim().parse().map_err(|_| bad())?,
-            m.trim().parse().map_err(|_| bad())?,
-        );
-        if m == 0 || n == 0 || n > m {
-            return Err(bad());
+        if let Some((n, m)) = s.split_once('/') {
+            let (n, m): (u32, u32) = (
+                n.trim().parse().map_err(|_| usage())?,
+                m.trim().parse().map_err(|_| usage())?,
+            );
+            if m == 0 || m > MAX_GROUPS {
+                return Err(bad(format!(
+                    "the number of groups m must be 1 to {MAX_GROUPS}"
+                )));
+            }
+            if n == 0 || n > m {
+                return Err(bad(format!(
+                    "there is no group {n} of {m}: groups are numbered 1 to {m}"
+                )));
+            }
+            return Ok(Subset::Part(n, m));
         }
-        Ok(Subset::Part(n, m))
+        match crate::prune::parse_size(s) {
+            Ok(0) => Err(bad("reads no pack: give a size above 0".into())),
+            Ok(b) => Ok(Subset::Bytes(b)),
+            Err(_) => Err(usage()),
+        }
     }
+}
+
+/// The packs `subset` reads out of `stored`, sorted by id.
+pub fn select_packs(stored: &HashMap<PackId, u64>, subset: Subset) -> Vec<(PackId, u64)> {
+    let mut packs: Vec<(PackId, u64)> = stored.iter().map(|(id, s)| (*id, *s)).collect();
+    let take = match subset {
+        Subset::All => packs.len(),
+        Subset::Part(n, m) => {
+            packs.retain(|(id, _)| id.0[0] as u32 % m == n - 1);
+            packs.len()
+        }
+        Subset::Percent(p) => {
+            shuffle(&mut packs);
+            ((packs.len() as f64 * p / 100.0).round() as usize).clamp(1, packs.len().max(1))
+        }
+        Subset::Bytes(limit) => {
+            shuffle(&mut packs);
+            let mut total = 0u64;
+            let within = packs
+                .iter()
+                .take_while(|(_, s)| {
+                    total = total.saturating_add(*s);
+                    total <= limit
+                })
+                .count();
+            within.max(1)
+        }
+    };
+    packs.truncate(take);
+    packs.sort();
+    packs
+}
+
+/// A random order: the packs sorted by a keyed hash of their id under a fresh random key.
+fn shuffle(packs: &mut [(PackId, u64)]) {
+    let key: [u8; 32] = crate::crypto::random_bytes();
+    packs.sort_by_cached_key(|(id, _)| *blake3::keyed_hash(&key, &id.0).as_bytes());
 }
 
 #[derive(Clone, Debug)]
@@ -211,19 +278,15 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     }
 
     if let Some(subset) = opts.read_data {
-        let mut packs: Vec<(PackId, u64)> = stored
-            .iter()
-            .filter(|(id, _)| match subset {
-                Subset::All => true,
-                Subset::Part(n, m) => id.0[0] as u32 % m == n - 1,
-                Subset::Percent(p) => {
-                    let r: [u8; 8] = crate::crypto::random_bytes();
-                    (u64::from_le_bytes(r) as f64 / u64::MAX as f64) * 100.0 < p
-                }
-            })
-            .map(|(id, s)| (*id, *s))
-            .collect();
-        packs.sort();
+        let packs = select_packs(&stored, subset);
+        if packs.is_empty() && !stored.is_empty() {
+            if let Subset::Part(n, m) = subset {
+                rep.lock().unwrap().notes.push(format!(
+                    "group {n}/{m} holds none of the {} packs: no data was read",
+                    stored.len()
+                ));
+            }
+        }
         let check_pack = |pack: &PackId, bytes: &[u8]| {
             let entries = match parse_pack(repo, pack, bytes) {
                 Ok(e) => e,

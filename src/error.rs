@@ -18,6 +18,12 @@ pub enum Error {
     #[error("repository already exists at {0}")]
     RepoExists(String),
 
+    /// `init` found objects of a repository (keys, packs, index files, snapshots) but no
+    /// `config`: a new master key there would make the existing snapshots unreadable.
+    #[error("refusing to create a repository at {location}: it already holds {found} but no config; \
+             a new repository there would make them unreadable (restore the config, or choose an empty location)")]
+    NotEmpty { location: String, found: String },
+
     /// No key file could be opened with the given password.
     #[error("wrong password: no key file of the repository opens with it")]
     WrongPassword,

@@ -29,10 +29,56 @@ struct Shared {
     stop: bool,
 }
 
+struct Held {
+    repo: Repository,
+    state: Mutex<Shared>,
+    wake: Condvar,
+    /// Taken while the lock file is replaced by a fresh one, so a release waits for a refresh
+    /// in flight instead of removing the old file and leaving the new one behind.
+    swap: Mutex<()>,
+}
+
+/// The locks this process holds, for `release_all` (a signal handler about to exit).
+static HELD: Mutex<Vec<Arc<Held>>> = Mutex::new(Vec::new());
+
+/// A poisoned mutex still guards consistent data here (every update is one assignment), and
+/// a release must work even after a panic elsewhere.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Held {
+    /// Stops refreshing and removes the current lock file. Idempotent.
+    fn release(&self) {
+        let _swap = locked(&self.swap);
+        let cur = {
+            let mut g = locked(&self.state);
+            g.stop = true;
+            self.wake.notify_all();
+            g.current
+        };
+        let _ = self.repo.backend().remove(FileType::Lock, &cur.to_hex());
+    }
+}
+
+/// Removes every lock this process holds and makes their `LockGuard::check` fail, so work
+/// still running stops before it writes a snapshot or deletes anything. For a process about
+/// to exit on a signal: without it the lock would block other hosts for thirty minutes.
+/// Returns how many locks were removed.
+pub fn release_all() -> usize {
+    let held: Vec<Arc<Held>> = locked(&HELD).clone();
+    for h in &held {
+        locked(&h.state)
+            .error
+            .get_or_insert_with(|| "the process was interrupted and removed its lock".into());
+        h.release();
+    }
+    held.len()
+}
+
 /// A held lock; dropping it removes the lock file.
 pub struct LockGuard {
-    repo: Repository,
-    shared: Arc<(Mutex<Shared>, Condvar)>,
+    held: Arc<Held>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -88,51 +134,40 @@ impl LockGuard {
     /// Takes a lock, failing with `Error::Locked` when a live conflicting lock exists.
     pub fn acquire(repo: &Repository, exclusive: bool) -> Result<LockGuard> {
         let mine = write_lock(repo, exclusive)?;
-        // Written first, checked second: of two racing processes at least one sees the other.
-        let conflict = (|| -> Result<Option<String>> {
-            for id in repo.list_ids(FileType::Lock)? {
-                if id == mine {
-                    continue;
-                }
-                let Ok(info) = load_lock(repo, &id) else {
-                    continue;
-                };
-                if (exclusive || info.exclusive) && !is_stale(&info) {
-                    return Ok(Some(describe(&id, &info)));
-                }
-            }
-            Ok(None)
-        })();
-        match conflict {
-            Ok(None) => {}
-            Ok(Some(msg)) => {
-                let _ = repo.backend().remove(FileType::Lock, &mine.to_hex());
-                return Err(Error::Locked(msg));
-            }
-            Err(e) => {
-                let _ = repo.backend().remove(FileType::Lock, &mine.to_hex());
-                return Err(e);
-            }
-        }
-        let shared = Arc::new((
-            Mutex::new(Shared {
+        // Registered before the (possibly slow) conflict scan, so that `release_all` removes
+        // the file if a signal comes meanwhile; on a conflict dropping the guard removes it.
+        let held = Arc::new(Held {
+            repo: repo.clone(),
+            state: Mutex::new(Shared {
                 current: mine,
                 last_refresh: Instant::now(),
                 error: None,
                 stop: false,
             }),
-            Condvar::new(),
-        ));
-        let (r, s) = (repo.clone(), shared.clone());
+            wake: Condvar::new(),
+            swap: Mutex::new(()),
+        });
+        locked(&HELD).push(held.clone());
+        let mut guard = LockGuard { held, thread: None };
+        // Written first, checked second: of two racing processes at least one sees the other.
+        for id in repo.list_ids(FileType::Lock)? {
+            if id == mine {
+                continue;
+            }
+            let Ok(info) = load_lock(repo, &id) else {
+                continue;
+            };
+            if (exclusive || info.exclusive) && !is_stale(&info) {
+                return Err(Error::Locked(describe(&id, &info)));
+            }
+        }
+        let h = guard.held.clone();
         let thread = std::thread::Builder::new()
             .name("cista-lock".into())
-            .spawn(move || refresh_loop(r, s, exclusive))
+            .spawn(move || refresh_loop(&h, exclusive))
             .map_err(|e| Error::io("spawn lock refresher", "", e))?;
-        Ok(LockGuard {
-            repo: repo.clone(),
-            shared,
-            thread: Some(thread),
-        })
+        guard.thread = Some(thread);
+        Ok(guard)
     }
 
     /// Like `acquire`, but retries for up to `wait` while the repository is locked.
@@ -154,7 +189,7 @@ impl LockGuard {
     /// Fails when the lock may have been taken for stale: a refresh failed, or the last
     /// successful one is too long ago (the host slept, say).
     pub fn check(&self) -> Result<()> {
-        let g = self.shared.0.lock().unwrap();
+        let g = locked(&self.held.state);
         if let Some(e) = &g.error {
             return Err(Error::LockLost(e.clone()));
         }
@@ -168,26 +203,29 @@ impl LockGuard {
     }
 }
 
-fn refresh_loop(repo: Repository, shared: Arc<(Mutex<Shared>, Condvar)>, exclusive: bool) {
-    let (m, cv) = &*shared;
-    let mut g = m.lock().unwrap();
+fn refresh_loop(h: &Held, exclusive: bool) {
     loop {
-        let (ng, _) = cv
+        let g = locked(&h.state);
+        let (g, _) = h
+            .wake
             .wait_timeout_while(g, REFRESH_EVERY, |s| !s.stop)
-            .unwrap();
-        g = ng;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if g.stop {
             return;
         }
-        let old = g.current;
         drop(g);
-        let r = write_lock(&repo, exclusive);
-        g = m.lock().unwrap();
+        let _swap = locked(&h.swap);
+        if locked(&h.state).stop {
+            return;
+        }
+        let r = write_lock(&h.repo, exclusive);
+        let mut g = locked(&h.state);
         match r {
             Ok(new) => {
-                g.current = new;
+                let old = std::mem::replace(&mut g.current, new);
                 g.last_refresh = Instant::now();
-                let _ = repo.backend().remove(FileType::Lock, &old.to_hex());
+                drop(g);
+                let _ = h.repo.backend().remove(FileType::Lock, &old.to_hex());
             }
             Err(e) => {
                 g.error
@@ -199,16 +237,11 @@ fn refresh_loop(repo: Repository, shared: Arc<(Mutex<Shared>, Condvar)>, exclusi
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        {
-            let mut g = self.shared.0.lock().unwrap();
-            g.stop = true;
-            self.shared.1.notify_all();
-        }
+        self.held.release();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let cur = self.shared.0.lock().unwrap().current;
-        let _ = self.repo.backend().remove(FileType::Lock, &cur.to_hex());
+        locked(&HELD).retain(|h| !Arc::ptr_eq(h, &self.held));
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `cista` command-line tool: a thin layer over the library. Parses arguments, gets the
 //! password, prints results, and maps errors to exit codes:
 //! 0 ok; 1 fatal; 3 snapshot saved but some source files could not be read;
-//! 10 repository does not exist; 11 repository locked; 12 wrong password.
+//! 10 repository does not exist; 11 repository locked; 12 wrong password;
+//! 130 interrupted by SIGINT, 143 by SIGTERM (after removing this process's locks).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -28,6 +29,9 @@ const EXIT_PARTIAL: u8 = 3;
 const EXIT_NO_REPO: u8 = 10;
 const EXIT_LOCKED: u8 = 11;
 const EXIT_WRONG_PASSWORD: u8 = 12;
+/// 128 + the signal number, the shell's convention (restic exits 130 on SIGINT too).
+const EXIT_SIGINT: i32 = 130;
+const EXIT_SIGTERM: i32 = 143;
 
 #[derive(Parser)]
 #[command(
@@ -37,24 +41,39 @@ const EXIT_WRONG_PASSWORD: u8 = 12;
     max_term_width = 100
 )]
 struct Cli {
-    /// Repository location: a path, file:///path, s3://bucket/prefix, gs://bucket/prefix or
-    /// az://container/prefix.
+    /// Repository location: a path, local:PATH, file:///PATH, s3://bucket/prefix,
+    /// gs://bucket/prefix or az://container/prefix.
     #[arg(short = 'r', long = "repo", env = "CISTA_REPOSITORY", global = true)]
     repo: Option<String>,
     /// Object store setting as key=value (object_store's key names, e.g.
     /// aws_endpoint=http://127.0.0.1:9000); repeatable.
     #[arg(short = 'o', long = "option", global = true)]
     option: Vec<String>,
-    /// Read the password from this file's first line.
-    #[arg(long, env = "CISTA_PASSWORD_FILE", global = true)]
+    /// Read the password from this file's first line (takes precedence over CISTA_PASSWORD).
+    #[arg(
+        long,
+        env = "CISTA_PASSWORD_FILE",
+        global = true,
+        hide_env_values = true
+    )]
     password_file: Option<PathBuf>,
-    /// Run this shell command and use its output as the password.
-    #[arg(long, env = "CISTA_PASSWORD_COMMAND", global = true)]
+    /// Run this shell command and use its output as the password (takes precedence over
+    /// CISTA_PASSWORD).
+    #[arg(
+        long,
+        env = "CISTA_PASSWORD_COMMAND",
+        global = true,
+        hide_env_values = true
+    )]
     password_command: Option<String>,
     /// Key file id (or unique prefix) to try first (default: the one that opened this
     /// repository last on this host).
     #[arg(long, env = "CISTA_KEY_HINT", global = true)]
     key_hint: Option<String>,
+    /// Use an empty password: create or open a repository without one (insecure; needed by
+    /// every command on such a repository).
+    #[arg(long, global = true)]
+    insecure_no_password: bool,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -74,11 +93,11 @@ struct Cli {
     /// Do not use the local cache.
     #[arg(long, global = true)]
     no_cache: bool,
-    /// Limit uploads to this many KiB/s.
-    #[arg(long, global = true, value_name = "KiB/s")]
+    /// Limit uploads to this rate per second: KiB by default, or a size (e.g. 5M, 1.5MiB).
+    #[arg(long, global = true, value_name = "KiB/s", value_parser = parse_rate)]
     limit_upload: Option<u64>,
-    /// Limit downloads to this many KiB/s.
-    #[arg(long, global = true, value_name = "KiB/s")]
+    /// Limit downloads to this rate per second: KiB by default, or a size (e.g. 5M).
+    #[arg(long, global = true, value_name = "KiB/s", value_parser = parse_rate)]
     limit_download: Option<u64>,
     /// Delete nothing but our own locks; forget, prune and tag refuse to run.
     #[arg(long, env = "CISTA_APPEND_ONLY", global = true, value_parser = clap::builder::FalseyValueParser::new())]
@@ -117,8 +136,8 @@ impl Filter {
 enum Cmd {
     /// Create a new repository.
     Init {
-        /// Target pack size in MiB.
-        #[arg(long, default_value_t = 16)]
+        /// Target pack size: MiB by default, or a size (e.g. 64MiB, 1G).
+        #[arg(long, default_value = "16", value_parser = parse_pack_size)]
         pack_size: u32,
     },
     /// Back up files, standard input, or a command's output.
@@ -158,12 +177,15 @@ enum Cmd {
         /// The repository to copy from.
         #[arg(long, env = "CISTA_FROM_REPOSITORY")]
         from_repo: String,
-        /// Password file of the source repository (else CISTA_FROM_PASSWORD).
-        #[arg(long, env = "CISTA_FROM_PASSWORD_FILE")]
+        /// Password file of the source repository (takes precedence over CISTA_FROM_PASSWORD).
+        #[arg(long, env = "CISTA_FROM_PASSWORD_FILE", hide_env_values = true)]
         from_password_file: Option<PathBuf>,
         /// Command printing the source repository's password.
-        #[arg(long, env = "CISTA_FROM_PASSWORD_COMMAND")]
+        #[arg(long, env = "CISTA_FROM_PASSWORD_COMMAND", hide_env_values = true)]
         from_password_command: Option<String>,
+        /// The source repository has an empty password (see --insecure-no-password).
+        #[arg(long)]
+        from_insecure_no_password: bool,
         /// Object store setting for the source repository, key=value (repeatable).
         #[arg(long)]
         from_option: Vec<String>,
@@ -230,7 +252,8 @@ enum Cmd {
         /// Read and verify all data.
         #[arg(long)]
         read_data: bool,
-        /// Read only a subset of packs: n/m or p%.
+        /// Read only a subset of packs: group n/m, a percentage p% or a size (e.g. 500M) of
+        /// randomly chosen packs.
         #[arg(long, value_name = "SUBSET")]
         read_data_subset: Option<String>,
     },
@@ -262,6 +285,19 @@ fn parse_count(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{s:?} is not a count (a number, or unlimited)"))
 }
 
+fn parse_pack_size(s: &str) -> Result<u32, String> {
+    let b = prune::parse_size_in(s, 1 << 20).map_err(|e| e.to_string())?;
+    u32::try_from(b).map_err(|_| format!("pack size {s:?} is too large"))
+}
+
+/// A rate in KiB/s: bare numbers are KiB, sizes are converted.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    match prune::parse_size_in(s, 1 << 10).map_err(|e| e.to_string())? {
+        b if b < 1 << 10 => Err(format!("rate {s:?} is below 1 KiB/s")),
+        b => Ok(b >> 10),
+    }
+}
+
 fn parse_within(s: &str) -> Result<cista::forget::Within, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
@@ -287,22 +323,22 @@ struct ForgetArgs {
     /// Snapshots to remove (instead of a policy).
     ids: Vec<String>,
     /// Keep the last N snapshots.
-    #[arg(long, short = 'l', value_parser = parse_count)]
+    #[arg(long, short = 'l', value_parser = parse_count, allow_negative_numbers = true)]
     keep_last: Option<i64>,
     /// Keep the last N hourly snapshots.
-    #[arg(long, short = 'H', value_parser = parse_count)]
+    #[arg(long, short = 'H', value_parser = parse_count, allow_negative_numbers = true)]
     keep_hourly: Option<i64>,
     /// Keep the last N daily snapshots.
-    #[arg(long, short = 'd', value_parser = parse_count)]
+    #[arg(long, short = 'd', value_parser = parse_count, allow_negative_numbers = true)]
     keep_daily: Option<i64>,
     /// Keep the last N weekly (ISO week) snapshots.
-    #[arg(long, short = 'w', value_parser = parse_count)]
+    #[arg(long, short = 'w', value_parser = parse_count, allow_negative_numbers = true)]
     keep_weekly: Option<i64>,
     /// Keep the last N monthly snapshots.
-    #[arg(long, short = 'm', value_parser = parse_count)]
+    #[arg(long, short = 'm', value_parser = parse_count, allow_negative_numbers = true)]
     keep_monthly: Option<i64>,
     /// Keep the last N yearly snapshots.
-    #[arg(long, short = 'y', value_parser = parse_count)]
+    #[arg(long, short = 'y', value_parser = parse_count, allow_negative_numbers = true)]
     keep_yearly: Option<i64>,
     /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
     #[arg(long, value_parser = parse_within)]
@@ -499,49 +535,93 @@ fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
     password_with(cli, confirm, "CISTA_PASSWORD")
 }
 
-/// The password from the environment variable `var`, the password file or command, or a prompt.
+/// The password: from the password file or command if one is given (restic's precedence),
+/// else from the environment variable `var`, else a prompt. Empty passwords are refused
+/// unless `--insecure-no-password` asks for one.
 fn password_with(cli: &Cli, confirm: bool, var: &str) -> Result<Vec<u8>> {
-    let strip = |mut s: Vec<u8>| {
-        if let Some(i) = s.iter().position(|&b| b == b'\n') {
-            s.truncate(i);
-        }
-        if s.last() == Some(&b'\r') {
-            s.pop();
-        }
-        s
+    // The source repository of `copy` has its own options: --from-password-file and so on.
+    let from = if var == "CISTA_PASSWORD" { "" } else { "from-" };
+    let given = match (&cli.password_file, &cli.password_command) {
+        (Some(_), Some(_)) => bail!(
+            "both a password file and a password command are given (--{from}password-file or \
+             {var}_FILE, --{from}password-command or {var}_COMMAND): give one"
+        ),
+        (Some(f), None) => Some((
+            read_password_file(f)?,
+            format!("password file {}", f.display()),
+        )),
+        (None, Some(c)) => Some((run_password_command(c)?, "the password command".to_string())),
+        (None, None) => std::env::var_os(var).map(|p| {
+            use std::os::unix::ffi::OsStringExt;
+            (p.into_vec(), var.to_string())
+        }),
     };
-    if let Some(p) = std::env::var_os(var) {
-        use std::os::unix::ffi::OsStringExt;
-        return Ok(p.into_vec());
-    }
-    if let Some(f) = &cli.password_file {
-        let b =
-            std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
-        return Ok(strip(b));
-    }
-    if let Some(c) = &cli.password_command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(c)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("running password command {c:?}"))?;
-        if !out.status.success() {
-            bail!("password command {c:?} failed ({})", out.status);
+    if cli.insecure_no_password {
+        if let Some((_, source)) = given.filter(|(p, _)| !p.is_empty()) {
+            bail!("--{from}insecure-no-password uses an empty password, but {source} gives one: drop one of them");
         }
-        return Ok(strip(out.stdout));
+        return Ok(Vec::new());
     }
-    if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password("enter password for repository: ")?;
-        if confirm {
-            let q = rpassword::prompt_password("enter password again: ")?;
-            if p != q {
-                bail!("passwords do not match");
-            }
+    let (pw, source) = match given {
+        Some(g) => g,
+        None if std::io::stdin().is_terminal() => (prompt_password(confirm)?, "the prompt".into()),
+        None => bail!("no password given: set {var}, a password file or a password command"),
+    };
+    if pw.is_empty() {
+        bail!(
+            "the password from {source} is empty: empty passwords are refused; \
+             pass --{from}insecure-no-password to use a repository without a password"
+        );
+    }
+    Ok(pw)
+}
+
+/// A password file's first line.
+fn read_password_file(f: &std::path::Path) -> Result<Vec<u8>> {
+    let b = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+    Ok(first_line(b))
+}
+
+/// The first line the command prints. Neither the command's text nor its output goes into a
+/// message: either may hold the secret (`echo hunter2`).
+fn run_password_command(c: &str) -> Result<Vec<u8>> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(c)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the password command")?;
+    if !out.status.success() {
+        bail!("the password command failed ({})", out.status);
+    }
+    let pw = first_line(out.stdout);
+    if pw.is_empty() {
+        // Even with --insecure-no-password: a command that prints nothing is broken, not a
+        // request for an empty password.
+        bail!("the password command printed no password (exit status 0, empty output)");
+    }
+    Ok(pw)
+}
+
+fn first_line(mut s: Vec<u8>) -> Vec<u8> {
+    if let Some(i) = s.iter().position(|&b| b == b'\n') {
+        s.truncate(i);
+    }
+    if s.last() == Some(&b'\r') {
+        s.pop();
+    }
+    s
+}
+
+fn prompt_password(confirm: bool) -> Result<Vec<u8>> {
+    let p = rpassword::prompt_password("enter password for repository: ")?;
+    if confirm {
+        let q = rpassword::prompt_password("enter password again: ")?;
+        if p != q {
+            bail!("passwords do not match");
         }
-        return Ok(p.into_bytes());
     }
-    bail!("no password given: set {var}, a password file or a password command")
+    Ok(p.into_bytes())
 }
 
 fn open(cli: &Cli) -> Result<Repository> {
@@ -575,7 +655,50 @@ fn lock(cli: &Cli, repo: &Repository, exclusive: bool) -> Result<Option<LockGuar
         return Ok(None);
     }
     let wait = cli.retry_lock.unwrap_or_default();
+    release_locks_on_signal()?;
     Ok(Some(LockGuard::acquire_retry(repo, exclusive, wait)?))
+}
+
+/// From the first lock on, SIGINT and SIGTERM remove this process's locks and exit 130 or
+/// 143, instead of leaving a lock that blocks other hosts for thirty minutes. What an
+/// interrupted command already wrote is safe to leave: packs no index names yet are reused by
+/// the next backup or removed by prune, and check reports them as notes, not damage. A second
+/// signal while the locks are being removed (a hung store) exits at once.
+///
+/// Installed at the first lock, not at start: a signal during a password prompt must keep its
+/// default action, which lets the terminal restore echo.
+fn release_locks_on_signal() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    let again = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (sig, code) in [(SIGINT, EXIT_SIGINT), (SIGTERM, EXIT_SIGTERM)] {
+        // Registered first, so it sees the flag the first signal sets only from the second on.
+        signal_hook::flag::register_conditional_shutdown(sig, code, again.clone())?;
+        signal_hook::flag::register(sig, again.clone())?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("cista-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let (name, code) = if sig == SIGINT {
+                    ("SIGINT", EXIT_SIGINT)
+                } else {
+                    ("SIGTERM", EXIT_SIGTERM)
+                };
+                let n = lock::release_all();
+                eprintln!(
+                    "cista: interrupted by {name}: removed this process's {n} lock(s) and stopped; \
+                     data already stored is kept and the next backup reuses it"
+                );
+                std::process::exit(code);
+            }
+        })?;
+    let _ = INSTALLED.set(());
+    Ok(())
 }
 
 fn exclusive_lock(cli: &Cli, repo: &Repository) -> Result<LockGuard> {
@@ -606,9 +729,7 @@ fn run(cli: &Cli) -> Result<u8> {
             let opts = InitOptions {
                 // --append-only (or CISTA_APPEND_ONLY) at init makes it the repository's setting.
                 append_only: cli.append_only,
-                pack_size: pack_size
-                    .checked_mul(1 << 20)
-                    .ok_or_else(|| anyhow!("pack size {pack_size} MiB is too large"))?,
+                pack_size: *pack_size,
                 ..Default::default()
             };
             let repo = Repository::init(be.clone(), &pw, opts)?;
@@ -725,6 +846,7 @@ fn run(cli: &Cli) -> Result<u8> {
             from_repo,
             from_password_file,
             from_password_command,
+            from_insecure_no_password,
             from_option,
             filter,
         } => {
@@ -733,6 +855,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 option: from_option.clone(),
                 password_file: from_password_file.clone(),
                 password_command: from_password_command.clone(),
+                insecure_no_password: *from_insecure_no_password,
                 json: cli.json,
                 quiet: cli.quiet,
                 verbose: cli.verbose,
@@ -749,8 +872,10 @@ fn run(cli: &Cli) -> Result<u8> {
             let be = backend(&src_cli)?;
             let pw = password_with(&src_cli, false, "CISTA_FROM_PASSWORD")?;
             let src = Repository::open(be, &pw)?;
-            let _sl = lock(cli, &src, false)?;
+            // Both passwords before the first lock: a prompt interrupted by a signal would
+            // leave the terminal without echo.
             let dst = open(cli)?;
+            let _sl = lock(cli, &src, false)?;
             let dl = lock(cli, &dst, false)?;
             let snaps = select_snapshots(&src, ids, filter)?;
             let src_index = Index::load(&src)?;

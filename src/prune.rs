@@ -57,29 +57,34 @@ impl std::str::FromStr for MaxUnused {
     }
 }
 
-/// Parses `200M`, `1G`, `4096`, `10k` (binary units).
+/// Parses a size in bytes: `4096`, `10k`, `200M`, `1.5G`, `1GiB`, `1GB` (case-insensitive).
 pub fn parse_size(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, mul) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_lowercase() {
-                'b' => 1,
-                'k' => 1 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                't' => 1 << 40,
-                _ => return Err(Error::Invalid(format!("size {s:?}: unknown unit {c}"))),
-            };
-            (&s[..i], m)
-        }
-        _ => (s, 1),
+    parse_size_in(s, 1)
+}
+
+/// Parses a size whose bare numbers count `unit` bytes (`--pack-size 16` is 16 MiB).
+///
+/// A lone K, M, G, T, P or E is binary, as restic reads it (`1G` = 1 GiB); KiB, MiB, GiB
+/// are binary and KB, MB, GB decimal, as their SI and IEC names say.
+pub fn parse_size_in(s: &str, unit: u64) -> Result<u64> {
+    let t = s.trim();
+    let lone_prefix = t.chars().last().is_some_and(|c| "kmgtpeKMGTPE".contains(c))
+        && t.chars()
+            .nth_back(1)
+            .is_some_and(|c| !c.is_ascii_alphabetic());
+    let text = if lone_prefix {
+        format!("{t}i")
+    } else {
+        t.to_string()
     };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| Error::Invalid(format!("size {s:?} is not a number")))?;
-    n.checked_mul(mul)
-        .ok_or_else(|| Error::Invalid(format!("size {s:?} is too large")))
+    parse_size::Config::new()
+        .with_default_factor(unit)
+        .parse_size(&text)
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "size {s:?}: {e} (write e.g. 4096, 500M, 1.5G, 1GiB or 1GB)"
+            ))
+        })
 }
 
 #[derive(Clone, Debug)]

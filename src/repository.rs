@@ -103,8 +103,41 @@ pub fn format_time(z: jiff::Zoned) -> String {
     z.strftime("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string()
 }
 
+/// Fails with `Error::NotEmpty` naming what `be` holds under keys/, data/, index/ and
+/// snapshots/: a repository whose config was lost (or a half-deleted one) is not a fresh start.
+fn refuse_existing_objects(be: &dyn Backend) -> Result<()> {
+    let mut found = Vec::new();
+    for t in [
+        FileType::Key,
+        FileType::Pack,
+        FileType::Index,
+        FileType::Snapshot,
+    ] {
+        let names = be.list(t)?;
+        if let Some((first, _)) = names.first() {
+            found.push(format!(
+                "{} object(s) in {}/ (e.g. {})",
+                names.len(),
+                t.dir(),
+                crate::backend::object_path(t, first)
+            ));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    if found.len() == 1 && !be.list(FileType::Key)?.is_empty() {
+        found[0].push_str(", which an interrupted init leaves behind: delete it to start over");
+    }
+    Err(Error::NotEmpty {
+        location: be.location(),
+        found: found.join(", "),
+    })
+}
+
 impl Repository {
-    /// Creates a repository; refuses when a `config` already exists.
+    /// Creates a repository; refuses when a `config` already exists, or when the location
+    /// holds repository objects without one (`Error::NotEmpty`).
     pub fn init(be: Arc<dyn Backend>, password: &[u8], opts: InitOptions) -> Result<Repository> {
         let mut config = Config::new(opts.chunker, opts.pack_size);
         config.append_only = opts.append_only;
@@ -115,6 +148,7 @@ impl Repository {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
+        refuse_existing_objects(&*be)?;
         be.create()?;
         let keys = Keys::generate();
         let repo = Repository::assemble(be, keys, config);

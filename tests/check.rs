@@ -160,3 +160,63 @@ fn read_data_subsets() {
     let o = env.run(&["check", "--read-data-subset", "4/3"]);
     assert!(!o.status.success());
 }
+
+/// Regression (issue 10, item 8): `--read-data-subset 5%` of a 13-pack repository read no
+/// pack (each pack was drawn with probability 5%) and still said "no errors were found".
+#[test]
+fn read_data_subset_reads_at_least_one_pack_and_groups_partition() {
+    let env = Env::empty();
+    env.ok(&["init", "--pack-size", "1"]);
+    let src = env.path("src");
+    // Files below the smallest chunk, four to a 1 MiB pack: 15 data packs and a tree pack.
+    for i in 0..60u64 {
+        write(&src.join(format!("f{i}")), &bytes(300_000, i));
+    }
+    env.backup(&[&src]);
+    let total = env.json(&["check"])["packs"].as_u64().unwrap();
+    assert!(total >= 13, "{total} packs");
+    let read = |subset: &str| -> u64 {
+        let r = env.json(&["check", "--read-data-subset", subset]);
+        assert_eq!(r["ok"], true, "{r}");
+        r["packs_read"].as_u64().unwrap()
+    };
+    // At 0.01% a per-pack draw reads nothing (p = 0.9999^13); the count is rounded, at least 1.
+    assert_eq!(read("0.01%"), 1);
+    assert_eq!(read("5%"), 1);
+    assert_eq!(read("50%"), (total as f64 / 2.0).round() as u64);
+    assert_eq!(read("100%"), total);
+    // Sizes: a byte reads one pack; more than the repository reads them all.
+    assert_eq!(read("1"), 1);
+    let r = env.json(&["check", "--read-data-subset", "3MiB"]);
+    assert!(r["packs_read"].as_u64().unwrap() >= 2, "{r}");
+    assert!(r["bytes_read"].as_u64().unwrap() <= 3 << 20, "{r}");
+    assert_eq!(read("1G"), total);
+    // n/m groups are fixed by the pack ids and together read every pack once.
+    for m in [1u32, 5, 16] {
+        let counts: Vec<u64> = (1..=m).map(|n| read(&format!("{n}/{m}"))).collect();
+        assert_eq!(counts.iter().sum::<u64>(), total, "groups of {m}");
+        if m == 5 {
+            let again: Vec<u64> = (1..=m).map(|n| read(&format!("{n}/{m}"))).collect();
+            assert_eq!(counts, again);
+        }
+    }
+    for (bad, says) in [
+        ("0/5", "groups are numbered 1 to 5"),
+        ("6/5", "no group 6 of 5"),
+        ("1/0", "must be 1 to 256"),
+        ("1/257", "must be 1 to 256"),
+        ("0%", "above 0"),
+        ("150%", "at most 100"),
+        ("0", "above 0"),
+        ("lots", "use n/m"),
+    ] {
+        let o = env.run(&["check", "--read-data-subset", bad]);
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says) && err.contains(bad), "{bad}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("no errors"),
+            "{bad}"
+        );
+    }
+}

@@ -263,3 +263,272 @@ fn error_cause_is_printed_once() {
     assert!(err.contains("config"), "{err}");
     assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
 }
+
+/// The cista binary with no repository or password from the environment.
+fn bare_cmd(env: &Env, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cista"));
+    c.args(args)
+        .current_dir(env.dir.path())
+        .env("CISTA_CACHE_DIR", env.path("cache"))
+        .env_remove("CISTA_REPOSITORY")
+        .env_remove("CISTA_PASSWORD")
+        .env_remove("CISTA_PASSWORD_FILE")
+        .env_remove("CISTA_PASSWORD_COMMAND")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Regression (issue 10, item 2): `CISTA_PASSWORD= cista init` created a repository with an
+/// empty password, and a password command printing nothing opened one.
+#[test]
+fn empty_passwords_are_refused_without_insecure_no_password() {
+    let env = Env::empty();
+    let o = env
+        .cmd(&["init"])
+        .env("CISTA_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--insecure-no-password"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.repo().join("config").exists());
+    let pf = env.path("empty-pw");
+    fs::write(&pf, "\n").unwrap();
+    let o = bare_cmd(
+        &env,
+        &[
+            "-r",
+            "repo",
+            "init",
+            "--password-file",
+            pf.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("empty"), "{}", stderr(&o));
+    for args in [&["init"][..], &["snapshots"][..]] {
+        let mut a = vec!["-r", "repo", "--password-command", "true"];
+        a.extend_from_slice(args);
+        let o = bare_cmd(&env, &a).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("printed no password"), "{}", stderr(&o));
+    }
+    assert!(!env.repo().join("config").exists());
+
+    // With the flag: created and opened with an empty password; without it, refused.
+    let o = bare_cmd(&env, &["-r", "repo", "--insecure-no-password", "init"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bare_cmd(&env, &["-r", "repo", "--insecure-no-password", "snapshots"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bare_cmd(&env, &["-r", "repo", "snapshots"])
+        .env("CISTA_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--insecure-no-password"),
+        "{}",
+        stderr(&o)
+    );
+    // The flag and a password contradict each other.
+    let o = bare_cmd(&env, &["-r", "repo", "--insecure-no-password", "snapshots"])
+        .env("CISTA_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+/// Regression (issue 10, item 3): CISTA_PASSWORD won over an explicit --password-file (the
+/// reverse of restic); a file and a command together were accepted; the password command's
+/// text appeared in its error; `--help` printed the password variables' values.
+#[test]
+fn password_sources_precedence_conflicts_and_secrecy() {
+    let env = Env::new();
+    let pf = env.path("pw");
+    fs::write(&pf, format!("{PASSWORD}\n")).unwrap();
+    let pf = pf.to_str().unwrap();
+    let o = env
+        .cmd(&["snapshots", "--password-file", pf])
+        .env("CISTA_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cmd = format!("echo '{PASSWORD}'");
+    let o = env
+        .cmd(&["snapshots", "--password-command", &cmd])
+        .env("CISTA_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = env
+        .cmd(&[
+            "snapshots",
+            "--password-file",
+            pf,
+            "--password-command",
+            &cmd,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("both a password file and a password command"),
+        "{}",
+        stderr(&o)
+    );
+
+    let secret = "echo hunter2-secret; exit 3";
+    let o = env
+        .cmd(&["snapshots", "--password-command", secret])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("password command failed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+
+    for args in [&["--help"][..], &["copy", "--help"][..]] {
+        let o = bare_cmd(&env, args)
+            .env("CISTA_PASSWORD_COMMAND", "echo hunter2-cmd")
+            .env("CISTA_PASSWORD_FILE", "/hunter2-file")
+            .env("CISTA_FROM_PASSWORD_COMMAND", "echo hunter2-from")
+            .env("CISTA_FROM_PASSWORD_FILE", "/hunter2-from-file")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success());
+        assert!(out.contains("CISTA_PASSWORD_COMMAND"), "{out}");
+        assert!(!out.contains("hunter2"), "{args:?}: {out}");
+    }
+}
+
+/// Regression (issue 10, item 5): `init` over a repository whose config was lost wrote a
+/// second master key, making every existing snapshot unreadable.
+#[test]
+fn init_refuses_location_with_objects_but_no_config() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    let config = fs::read(env.repo().join("config")).unwrap();
+    fs::remove_file(env.repo().join("config")).unwrap();
+    let o = env.run(&["init"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    for dir in ["keys/", "data/", "index/", "snapshots/"] {
+        assert!(err.contains(dir), "does not name {dir}: {err}");
+    }
+    assert!(!env.repo().join("config").exists());
+    assert_eq!(env.count("keys"), 1, "no second key was written");
+    // With the config back, the snapshot is readable as before.
+    fs::write(env.repo().join("config"), config).unwrap();
+    env.ok(&["check", "--read-data"]);
+    restore_latest(&env, "r", &src);
+}
+
+/// Regression (issue 10, item 9): `-r sftp:user@host:/srv/repo init` said "created" and made
+/// a local directory named `sftp:user@host:`.
+#[test]
+fn unsupported_location_schemes_are_refused() {
+    let env = Env::empty();
+    for loc in [
+        "sftp:user@host:/srv/repo",
+        "rest:http://host:8000/",
+        "rclone:remote:path",
+        "b2:bucket:path",
+        "swift:container:/path",
+        "s3:s3.amazonaws.com/bucket",
+        "sftp://host/srv",
+    ] {
+        let o = bare_cmd(&env, &["-r", loc, "init"])
+            .env("CISTA_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{loc}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(!err.contains("created"), "{loc}: {err}");
+        for supported in ["local:PATH", "s3://", "gs://", "az://"] {
+            assert!(
+                err.contains(supported),
+                "{loc}: does not list {supported}: {err}"
+            );
+        }
+    }
+    let left: Vec<_> = fs::read_dir(env.dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "a refused init left {left:?}");
+    // local:PATH and paths with a colon after the first component are local directories.
+    let o = bare_cmd(&env, &["-r", "local:viaprefix", "init"])
+        .env("CISTA_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(env.path("viaprefix").join("config").exists());
+    let o = bare_cmd(&env, &["-r", "./a:b", "init"])
+        .env("CISTA_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(env.path("a:b").join("config").exists());
+}
+
+/// Regression (issue 10, item 15): `forget --keep-daily -1` (unlimited) was taken for an
+/// unknown flag `-1` unless written `--keep-daily=-1`.
+#[test]
+fn forget_keep_counts_take_minus_one_without_equals() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    for day in ["2024-01-01", "2025-01-02"] {
+        let t = format!("{day}T10:00:00Z");
+        env.ok(&["backup", "--time", &t, src.to_str().unwrap()]);
+    }
+    for flag in ["--keep-daily", "--keep-last", "-d", "--keep-yearly"] {
+        let o = env.run(&["forget", flag, "-1"]);
+        assert!(o.status.success(), "{flag} -1: {}", stderr(&o));
+        assert_eq!(env.count("snapshots"), 2);
+    }
+    let o = env.run(&["forget", "--keep-daily", "-2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// Regression (issue 10, item 15): sizes took only an integer and one binary letter, so
+/// `1GiB`, `1GB` and `1.5G` were refused.
+#[test]
+fn size_options_accept_iec_si_and_fractional_sizes() {
+    let env = Env::empty();
+    env.ok(&["init", "--pack-size", "2MiB"]);
+    assert_eq!(env.json(&["config"])["pack_size"], 2 << 20);
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    for size in ["1GiB", "1GB", "1.5G", "512 KiB", "10k"] {
+        env.ok(&["prune", "--dry-run", "--max-unused", size]);
+        env.ok(&["prune", "--dry-run", "--max-repack-size", size]);
+        env.ok(&["--limit-download", size, "snapshots"]);
+    }
+    let o = env.run(&["prune", "--dry-run", "--max-repack-size", "1.5X"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("1.5X"), "{}", stderr(&o));
+    assert_eq!(cista::prune::parse_size("1GiB").unwrap(), 1 << 30);
+    assert_eq!(cista::prune::parse_size("1GB").unwrap(), 1_000_000_000);
+    assert_eq!(cista::prune::parse_size("1.5G").unwrap(), 3 << 29);
+    assert_eq!(cista::prune::parse_size("10k").unwrap(), 10 << 10);
+    assert_eq!(cista::prune::parse_size("4096").unwrap(), 4096);
+}

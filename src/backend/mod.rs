@@ -199,18 +199,54 @@ pub struct Retention {
     pub until: Option<jiff::Timestamp>,
 }
 
-/// Opens a repository location: a path or `file:///path` (local disk), or `s3://`, `gs://`,
-/// `az://` (object stores, configured from the environment and `options`).
+/// The locations `open_location` accepts, for messages.
+pub const SUPPORTED_LOCATIONS: &str = "a local path, local:PATH, file:///PATH, \
+     s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX";
+
+/// Object-store schemes `ObjectStoreBackend::open` knows.
+const OBJECT_SCHEMES: [&str; 7] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss"];
+
+/// The `scheme` of a location shaped like `scheme:...` or `scheme://...`. A scheme is a letter
+/// followed by letters, digits, `+`, `-` or `.` (RFC 3986); `./a:b` or `/srv/a:b` has none.
+fn scheme_of(location: &str) -> Option<&str> {
+    let (scheme, _) = location.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// Opens a repository location: a path, `local:PATH` or `file:///path` (local disk), or
+/// `s3://`, `gs://`, `az://` (object stores, configured from the environment and `options`).
+///
+/// Any other `scheme:` prefix (sftp:, rest:, rclone:, b2:, ...) is refused rather than taken
+/// for a relative directory name: `sftp:user@host:/srv` would otherwise become a local
+/// directory and a backup the user believes is off-site would sit next to the data.
 pub fn open_location(
     location: &str,
     options: &[(String, String)],
 ) -> Result<std::sync::Arc<dyn Backend>> {
-    let path = location.strip_prefix("file://").unwrap_or(location);
-    if path.contains("://") {
-        return Ok(std::sync::Arc::new(ObjectStoreBackend::open(
-            location, options,
-        )?));
-    }
+    let path = match scheme_of(location) {
+        None => location,
+        Some("file") => location.strip_prefix("file://").ok_or_else(|| {
+            crate::Error::Invalid(format!(
+                "repository location {location:?}: write file:///PATH (or just the path)"
+            ))
+        })?,
+        Some("local") => &location["local:".len()..],
+        Some(s) if OBJECT_SCHEMES.contains(&s) && location[s.len()..].starts_with("://") => {
+            return Ok(std::sync::Arc::new(ObjectStoreBackend::open(
+                location, options,
+            )?));
+        }
+        Some(s) => {
+            return Err(crate::Error::Invalid(format!(
+                "repository location {location:?}: {s}: is not a kind of location cista supports; \
+                 use {SUPPORTED_LOCATIONS} (./{location} for a local directory of that name)"
+            )))
+        }
+    };
     if path.is_empty() {
         return Err(crate::Error::Invalid("empty repository path".into()));
     }
