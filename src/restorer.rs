@@ -133,6 +133,8 @@ struct Slot {
 struct Out {
     file: Option<File>,
     created: bool,
+    /// (device, inode) of the file while it is closed (see `MAX_OPEN`).
+    inode: Option<(u64, u64)>,
     /// The first error; a failed file is removed once its last placement is accounted for.
     error: Option<String>,
 }
@@ -265,29 +267,42 @@ fn clear_entry(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<()> {
     }
 }
 
-/// Opens a file to restore into; `first` creates it, replacing whatever else stands there (a
-/// symlink, a FIFO, a file that may be a hard link to one outside the target), so content
-/// never goes through anything planted in the target. Later opens (a large file reopened after
-/// `MAX_OPEN`) keep what was written.
-fn open_dest(dirs: &Dirs, it: &Item, first: bool) -> Result<File> {
+/// Creates a file to restore into, replacing whatever else stands there (a symlink, a FIFO, a
+/// file that may be a hard link to one outside the target), so content never goes through
+/// anything planted in the target.
+fn create_dest(dirs: &Dirs, it: &Item) -> Result<File> {
     let dir = dirs.parent_of(it)?;
     let name = it.node.name.as_slice();
-    let r = if first {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-        let mode = Mode::RUSR | Mode::WUSR;
-        match rustix::fs::openat(&dir, name, flags, mode) {
-            Err(Errno::EXIST) => {
-                clear_entry(&dir, name).and_then(|()| rustix::fs::openat(&dir, name, flags, mode))
-            }
-            r => r,
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let mode = Mode::RUSR | Mode::WUSR;
+    match rustix::fs::openat(&dir, name, flags, mode) {
+        Err(Errno::EXIST) => {
+            clear_entry(&dir, name).and_then(|()| rustix::fs::openat(&dir, name, flags, mode))
         }
-    } else {
-        // O_NONBLOCK: a FIFO swapped in meanwhile fails (ENXIO) instead of blocking.
-        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        rustix::fs::openat(&dir, name, flags, Mode::empty())
-    };
-    r.map(File::from)
-        .map_err(|e| Error::io(if first { "create" } else { "open" }, &it.dest, e.into()))
+        r => r,
+    }
+    .map(File::from)
+    .map_err(|e| Error::io("create", &it.dest, e.into()))
+}
+
+/// Opens a file again that was closed after `MAX_OPEN`, keeping what was written. `inode` is
+/// the (device, inode) it had: a file swapped in meanwhile is refused, not written and chowned.
+fn reopen_dest(dirs: &Dirs, it: &Item, inode: Option<(u64, u64)>) -> Result<File> {
+    let dir = dirs.parent_of(it)?;
+    // O_NONBLOCK: a FIFO swapped in fails (ENXIO) instead of blocking.
+    let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let io = |e: Errno| Error::io("open", &it.dest, e.into());
+    let fd = rustix::fs::openat(&dir, it.node.name.as_slice(), flags, Mode::empty()).map_err(io)?;
+    if inode.is_some() && inode != file_id(&fd) {
+        let e = std::io::Error::other("replaced by another file while restoring");
+        return Err(Error::io("open", &it.dest, e));
+    }
+    Ok(File::from(fd))
+}
+
+fn file_id(fd: impl AsFd) -> Option<(u64, u64)> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    Some((st.st_dev as u64, st.st_ino as u64))
 }
 
 /// Removes a file whose restore failed.
@@ -379,7 +394,7 @@ fn write_files(
             None => (|| -> Result<()> {
                 let f = match file {
                     Some(f) => f,
-                    None => open_dest(dirs, it, false)?,
+                    None => reopen_dest(dirs, it, out.inode)?,
                 };
                 // Covers trailing holes of a sparse file.
                 f.set_len(it.node.size)
@@ -411,7 +426,11 @@ fn write_files(
                 Err(e) => Err(e.to_string()),
                 Ok((data, zero)) => (|| -> Result<()> {
                     if out.file.is_none() {
-                        let f = open_dest(dirs, it, !out.created)?;
+                        let f = if out.created {
+                            reopen_dest(dirs, it, out.inode)?
+                        } else {
+                            create_dest(dirs, it)?
+                        };
                         out.created = true;
                         out.file = Some(f);
                         open_files.fetch_add(1, Relaxed);
@@ -433,7 +452,7 @@ fn write_files(
         if slot.remaining.fetch_sub(1, Relaxed) == 1 {
             finish(slot, &mut out);
         } else if out.file.is_some() && open_files.load(Relaxed) > MAX_OPEN {
-            out.file = None;
+            out.inode = out.file.take().as_ref().and_then(file_id);
             open_files.fetch_sub(1, Relaxed);
         }
     };
@@ -442,7 +461,7 @@ fn write_files(
         let slot = &slots[si];
         let it = &items[slot.item];
         let mut out = slot.out.lock().unwrap();
-        match open_dest(dirs, it, true) {
+        match create_dest(dirs, it) {
             Ok(f) => {
                 out.created = true;
                 out.file = Some(f);
@@ -841,19 +860,27 @@ fn create_special(node: &Node, dir: &OwnedFd, dest: &Path) -> Result<()> {
     let name = node.name.as_slice();
     clear_entry(dir, name).map_err(|e| Error::io("replace", dest, e.into()))?;
     let mode = Mode::from_raw_mode(node.mode & 0o7777);
-    let (ty, rdev) = match node.kind {
+    let rdev = match node.kind {
         NodeKind::Symlink => {
             return rustix::fs::symlinkat(node.link_target.as_slice(), dir, name)
                 .map_err(|e| Error::io("create symlink", dest, e.into()))
         }
-        NodeKind::Fifo => (FsType::Fifo, 0),
-        NodeKind::Socket => (FsType::Socket, 0),
-        NodeKind::CharDevice => (FsType::CharacterDevice, node.rdev),
-        NodeKind::BlockDevice => (FsType::BlockDevice, node.rdev),
-        NodeKind::File | NodeKind::Dir => unreachable!("not special"),
+        NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev,
+        _ => 0,
     };
-    rustix::fs::mknodat(dir, name, ty, mode, rdev as _)
+    rustix::fs::mknodat(dir, name, special_type(node.kind), mode, rdev as _)
         .map_err(|e| Error::io("create special file", dest, e.into()))
+}
+
+fn special_type(kind: NodeKind) -> FsType {
+    match kind {
+        NodeKind::Symlink => FsType::Symlink,
+        NodeKind::Fifo => FsType::Fifo,
+        NodeKind::Socket => FsType::Socket,
+        NodeKind::CharDevice => FsType::CharacterDevice,
+        NodeKind::BlockDevice => FsType::BlockDevice,
+        NodeKind::File | NodeKind::Dir => unreachable!("not special"),
+    }
 }
 
 fn timestamps(node: &Node) -> Timestamps {
@@ -900,52 +927,59 @@ fn owner_ids(node: &Node) -> (rustix::fs::Uid, rustix::fs::Gid) {
     )
 }
 
-/// `set_fd_meta` for symlinks and special files, which are not opened for it (opening a
-/// device or FIFO acts on it): by name in their directory's descriptor, never following the
-/// last component either.
+/// `set_fd_meta` for symlinks and special files, which are not opened for reading or writing
+/// (opening a device or FIFO acts on it): on an `O_PATH` descriptor of the entry itself,
+/// checked to be what was just created, so an entry swapped meanwhile (say for a hard link to
+/// a file outside the target) is refused, not changed.
 fn set_meta_at(node: &Node, dir: &OwnedFd, dest: &Path, owner: bool) -> Result<()> {
     let io = |op, e: Errno| Error::io(op, dest, e.into());
     let name = node.name.as_slice();
-    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| io("open", e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io("stat", e))?;
+    if FsType::from_raw_mode(st.st_mode) != special_type(node.kind) || st.st_nlink != 1 {
+        let e = std::io::Error::other("replaced by something else while restoring");
+        return Err(Error::io("set metadata", dest, e));
+    }
+    let symlink = node.kind == NodeKind::Symlink;
     if owner {
         let (u, g) = owner_ids(node);
-        rustix::fs::chownat(dir, name, Some(u), Some(g), nofollow)
+        rustix::fs::chownat(&fd, "", Some(u), Some(g), AtFlags::EMPTY_PATH)
             .map_err(|e| io("change owner", e))?;
     }
-    if !node.xattrs.is_empty() {
-        // There is no lsetxattrat: /proc/self/fd/N is `dir` itself, and lsetxattr does not
-        // follow the last component.
-        let path = proc_fd_path(dir).join(OsStr::from_bytes(name));
-        for x in &node.xattrs {
-            let r = rustix::fs::lsetxattr(&path, x.name.as_slice(), &x.value, XattrFlags::empty());
-            match r {
-                Err(e) if !xattr_skipped(e) => return Err(io("set xattr", e)),
-                _ => {}
-            }
+    // An O_PATH descriptor takes no fsetxattr or fchmod: /proc/self/fd/N reaches exactly its
+    // inode. For a symlink that path would be followed, so its xattrs go by name (lsetxattr,
+    // through the directory's /proc/self/fd entry: there is no lsetxattrat).
+    let path = proc_fd_path(&fd);
+    let link_path = || proc_fd_path(dir).join(OsStr::from_bytes(name));
+    for x in &node.xattrs {
+        let (xn, xv, none) = (x.name.as_slice(), &x.value, XattrFlags::empty());
+        let r = if symlink {
+            rustix::fs::lsetxattr(link_path(), xn, xv, none)
+        } else {
+            rustix::fs::setxattr(&path, xn, xv, none)
+        };
+        match r {
+            Err(e) if !xattr_skipped(e) => return Err(io("set xattr", e)),
+            _ => {}
         }
     }
-    if node.kind != NodeKind::Symlink {
+    if !symlink {
         let mode = Mode::from_raw_mode(node.mode & 0o7777);
-        chmod_nofollow(dir, name, mode).map_err(|e| io("change mode", e))?;
+        rustix::fs::chmodat(CWD, &path, mode, AtFlags::empty())
+            .map_err(|e| io("change mode", e))?;
     }
-    rustix::fs::utimensat(dir, name, &timestamps(node), nofollow).map_err(|e| io("set times", e))
+    let times = timestamps(node);
+    match rustix::fs::utimensat(&fd, "", &times, AtFlags::EMPTY_PATH) {
+        // Kernels before 5.8 take no AT_EMPTY_PATH here.
+        Err(Errno::INVAL) => rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW),
+        r => r,
+    }
+    .map_err(|e| io("set times", e))
 }
 
 fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
-/// fchmodat cannot refuse to follow a symlink (before Linux 6.6's fchmodat2): the entry is
-/// opened itself (O_PATH, which opens no device), checked not to be a symlink, and changed
-/// through /proc/self/fd, which reaches exactly that inode.
-fn chmod_nofollow(dir: &OwnedFd, name: &[u8], mode: Mode) -> rustix::io::Result<()> {
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
-    let st = rustix::fs::fstat(&fd)?;
-    if FsType::from_raw_mode(st.st_mode) == FsType::Symlink {
-        return Err(Errno::LOOP);
-    }
-    rustix::fs::chmodat(CWD, proc_fd_path(&fd), mode, AtFlags::empty())
 }
 
 /// Blobs `dump` reads and opens in parallel at a time: at most this many, and at most
@@ -1023,6 +1057,22 @@ mod tests {
             length,
             raw_len: length,
         }
+    }
+
+    #[test]
+    fn dir_cache_keeps_at_most_max_open_dirs_and_evicts_the_least_recently_used() {
+        let dev_null = || Arc::new(OwnedFd::from(File::open("/dev/null").unwrap()));
+        let mut c = DirCache::default();
+        for d in 0..MAX_OPEN_DIRS {
+            c.insert(d, dev_null());
+        }
+        // Used recently: survives the eviction that the next insertion makes.
+        assert!(c.get(0).is_some());
+        c.insert(MAX_OPEN_DIRS, dev_null());
+        assert!(c.fds.len() <= MAX_OPEN_DIRS / 2 + 1, "{}", c.fds.len());
+        assert!(c.get(0).is_some() && c.get(MAX_OPEN_DIRS).is_some());
+        assert!(c.get(1).is_none());
+        assert!(c.get(MAX_OPEN_DIRS - 1).is_some());
     }
 
     #[test]

@@ -147,6 +147,10 @@ fn symlink_planted_at_a_deeper_level_is_replaced_not_followed() {
     symlink("f1.txt", deep.join("link")).unwrap();
     if is_root() {
         nix::unistd::chown(&deep.join("fifo"), Some(42.into()), Some(43.into())).unwrap();
+        // Only root may give a FIFO or a symlink xattrs (the trusted namespace).
+        for p in [deep.join("fifo"), deep.join("link")] {
+            let _ = xattr::set(&p, "trusted.cista", b"special");
+        }
     }
     let expected = snapshot_meta(&src);
     env.backup(&[&src]);
@@ -167,15 +171,14 @@ fn symlink_planted_at_a_deeper_level_is_replaced_not_followed() {
     assert_same_tree(&expected, &src, &restored);
 }
 
-/// Where the snapshot has a regular file, the target holds a symlink to an outside file, a
-/// hard link to one, or an empty directory: each is replaced, and the outside files keep
-/// their content, mode and owner.
+/// Where the snapshot has a regular file, the target holds a symlink to an outside file or a
+/// hard link to one: each is replaced, and the outside file keeps its content, mode and owner.
 #[test]
 fn link_planted_where_a_regular_file_is_due_is_replaced_not_written_through() {
     let env = Env::new();
     let victim = make_victim(&env);
     let src = env.path("src");
-    for f in ["sym.txt", "hard.txt", "was-dir.txt"] {
+    for f in ["sym.txt", "hard.txt"] {
         let p = src.join("d").join(f);
         write(&p, format!("content of {f}\n").as_bytes());
         if is_root() {
@@ -190,22 +193,21 @@ fn link_planted_where_a_regular_file_is_due_is_replaced_not_written_through() {
     let t = env.path("target");
     restore(&env, "latest", &t, false);
     let d = t.join(src.strip_prefix("/").unwrap()).join("d");
-    for f in ["sym.txt", "hard.txt", "was-dir.txt"] {
-        fs::remove_file(d.join(f)).unwrap();
-    }
+    fs::remove_file(d.join("sym.txt")).unwrap();
+    fs::remove_file(d.join("hard.txt")).unwrap();
     symlink(victim.join("keep.txt"), d.join("sym.txt")).unwrap();
     fs::hard_link(victim.join("keep.txt"), d.join("hard.txt")).unwrap();
-    fs::create_dir(d.join("was-dir.txt")).unwrap();
     let before = victim_listing(&victim);
     restore(&env, "latest", &t, true);
-    assert_eq!(victim_listing(&victim), before, "the outside files changed");
+    assert_eq!(victim_listing(&victim), before, "the outside file changed");
     assert_same_tree(&expected, &src, &t.join(src.strip_prefix("/").unwrap()));
     assert_eq!(fs::metadata(victim.join("keep.txt")).unwrap().nlink(), 1);
 }
 
-/// A directory with entries where the snapshot has a file is reported, not deleted.
+/// Where the snapshot has a file, an empty directory is replaced; a directory with entries is
+/// reported, not deleted (as restic does without `--delete`).
 #[test]
-fn non_empty_directory_where_a_file_is_due_is_kept_and_reported() {
+fn directory_where_a_file_is_due_is_replaced_if_empty_else_kept_and_reported() {
     let env = Env::new();
     let src = env.path("src");
     write(&src.join("f"), b"file\n");
@@ -214,6 +216,7 @@ fn non_empty_directory_where_a_file_is_due_is_kept_and_reported() {
     let t = env.path("target");
     let f = t.join(src.strip_prefix("/").unwrap()).join("f");
     write(&f.join("mine.txt"), b"not from the snapshot\n");
+    fs::create_dir(f.with_file_name("g")).unwrap();
     let o = env.run(&["restore", "latest", "--target", t.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -221,6 +224,7 @@ fn non_empty_directory_where_a_file_is_due_is_kept_and_reported() {
         err.contains("/f: restore:") && err.contains("Directory not empty"),
         "{err}"
     );
+    assert!(!err.contains("/g:"), "{err}");
     assert_eq!(
         fs::read(f.join("mine.txt")).unwrap(),
         b"not from the snapshot\n"
@@ -271,4 +275,37 @@ fn dump_does_not_follow_a_symlink_in_the_snapshot() {
     assert!(o.stdout.is_empty());
     let o = env.run(&["dump", "latest", &format!("{}/real/file", src.display())]);
     assert_eq!(o.stdout, b"data\n");
+}
+
+/// More directories than restore keeps open: evicted ones are opened again from their
+/// nearest open ancestor, still without following a symlink planted on the way.
+#[test]
+fn more_directories_than_stay_open_restore_without_following_links() {
+    let env = Env::new();
+    let victim = make_victim(&env);
+    let src = env.path("src");
+    for i in 0..700 {
+        write(
+            &src.join(format!("d{i:03}/sub/f.txt")),
+            format!("file {i}\n").as_bytes(),
+        );
+    }
+    let expected = snapshot_meta(&src);
+    env.backup(&[&src]);
+    let t = env.path("target");
+    restore(&env, "latest", &t, false);
+    let restored = t.join(src.strip_prefix("/").unwrap());
+    for i in [3, 350, 699] {
+        let d = restored.join(format!("d{i:03}/sub"));
+        fs::remove_dir_all(&d).unwrap();
+        symlink(&victim, &d).unwrap();
+    }
+    let before = victim_listing(&victim);
+    restore(&env, "latest", &t, true);
+    assert_eq!(
+        victim_listing(&victim),
+        before,
+        "the outside directory changed"
+    );
+    assert_same_tree(&expected, &src, &restored);
 }
