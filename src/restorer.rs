@@ -173,7 +173,7 @@ impl DirCache {
 
     fn insert(&mut self, dir: usize, fd: Arc<OwnedFd>) {
         if self.fds.len() >= MAX_OPEN_DIRS {
-            // The least recently used half goes at once: eviction stays O(1) per insertion.
+            // The least recently used half goes at once: O(1) per insertion, amortized.
             let mut used: Vec<u64> = self.fds.values().map(|(_, u)| *u).collect();
             let mid = used.len() / 2;
             let cut = *used.select_nth_unstable(mid).1;
