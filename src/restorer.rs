@@ -1,6 +1,9 @@
 //! Restore: snapshot → trees → index → pack reader → files and metadata on disk.
 //!
-//! The tree is walked once into a plan; directories are created first. File contents are then
+//! The tree is walked once into a plan; directories are created first. Every path below the
+//! target is reached from the target's descriptor one component at a time with `O_NOFOLLOW`
+//! (see `Dirs`), and metadata is set through descriptors, so a symlink planted in the target
+//! (or left there by an earlier restore) is replaced, never followed. File contents are then
 //! planned by pack: every blob the selected files need is read once, by ranged reads of
 //! neighbouring blobs in the same pack, run by run in parallel; each blob is opened and
 //! verified (authentication, keyed id, length) and written with positional writes at every
@@ -12,15 +15,18 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType as FsType, Mode, OFlags, Timestamps, XattrFlags, CWD};
+use rustix::io::Errno;
 
 use crate::backend::FileType;
 use crate::error::{Error, Result};
@@ -127,43 +133,198 @@ struct Slot {
 struct Out {
     file: Option<File>,
     created: bool,
+    /// (device, inode) of the file while it is closed (see `MAX_OPEN`).
+    inode: Option<(u64, u64)>,
     /// The first error; a failed file is removed once its last placement is accounted for.
     error: Option<String>,
 }
 
-/// Opens a file to restore into; `first` creates or truncates it, replacing whatever else
-/// (a symlink, a FIFO) stands at the path, so content never goes through a link planted in
-/// the target. Later opens (a large file reopened after `MAX_OPEN`) keep what was written.
-fn open_dest(dest: &Path, first: bool) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if first {
-        if let Ok(m) = fs::symlink_metadata(dest) {
-            if !m.is_file() {
-                let _ = fs::remove_file(dest);
-            }
-        }
-    }
-    OpenOptions::new()
-        .write(true)
-        .create(first)
-        .truncate(first)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dest)
-        .map_err(|e| Error::io("create", dest, e))
+/// Directories kept open at once (on top of `MAX_OPEN` files), well below the usual limit of
+/// 1024 descriptors: a tree may have more directories than a process may open files.
+const MAX_OPEN_DIRS: usize = 512;
+
+/// Descriptors of the directories being restored, each opened from its parent's descriptor
+/// with `O_NOFOLLOW` (the target's own from its path, the user's choice), so no path below
+/// the target is ever resolved through a symlink: one planted by a local user, or left by an
+/// earlier restore of another snapshot. At most `MAX_OPEN_DIRS` stay open; an evicted one is
+/// opened again from its nearest open ancestor, one component at a time.
+struct Dirs<'a> {
+    root: Arc<OwnedFd>,
+    items: &'a [Item],
+    open: Mutex<DirCache>,
 }
 
-/// Writes the content of the regular files `files` (indexes into `items`): every blob they
+#[derive(Default)]
+struct DirCache {
+    /// Descriptor and last use of each open directory, by item.
+    fds: HashMap<usize, (Arc<OwnedFd>, u64)>,
+    clock: u64,
+}
+
+impl DirCache {
+    fn get(&mut self, dir: usize) -> Option<Arc<OwnedFd>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.fds.get_mut(&dir).map(|(fd, used)| {
+            *used = clock;
+            fd.clone()
+        })
+    }
+
+    fn insert(&mut self, dir: usize, fd: Arc<OwnedFd>) {
+        if self.fds.len() >= MAX_OPEN_DIRS {
+            // The least recently used half goes at once: O(1) per insertion, amortized.
+            let mut used: Vec<u64> = self.fds.values().map(|(_, u)| *u).collect();
+            let mid = used.len() / 2;
+            let cut = *used.select_nth_unstable(mid).1;
+            self.fds.retain(|_, (_, u)| *u > cut);
+        }
+        self.clock += 1;
+        self.fds.insert(dir, (fd, self.clock));
+    }
+}
+
+impl<'a> Dirs<'a> {
+    fn new(root: OwnedFd, items: &'a [Item]) -> Self {
+        Dirs {
+            root: Arc::new(root),
+            items,
+            open: Mutex::default(),
+        }
+    }
+
+    fn insert(&self, dir: usize, fd: OwnedFd) {
+        self.open.lock().unwrap().insert(dir, Arc::new(fd));
+    }
+
+    /// The descriptor of directory item `dir` (`None`: the target).
+    fn get(&self, dir: Option<usize>) -> rustix::io::Result<Arc<OwnedFd>> {
+        let mut missing = Vec::new();
+        let mut base = None;
+        {
+            let mut cache = self.open.lock().unwrap();
+            let mut cur = dir;
+            while let Some(d) = cur {
+                if let Some(fd) = cache.get(d) {
+                    base = Some(fd);
+                    break;
+                }
+                missing.push(d);
+                cur = self.items[d].parent;
+            }
+        }
+        let mut base = base.unwrap_or_else(|| self.root.clone());
+        for &d in missing.iter().rev() {
+            let fd = Arc::new(open_dir(&base, &self.items[d].node.name)?);
+            self.open.lock().unwrap().insert(d, fd.clone());
+            base = fd;
+        }
+        Ok(base)
+    }
+
+    /// The descriptor of the directory `it` is restored in.
+    fn parent_of(&self, it: &Item) -> Result<Arc<OwnedFd>> {
+        self.get(it.parent).map_err(|e| {
+            let dir = it.dest.parent().unwrap_or(&it.dest);
+            Error::io("open directory", dir, e.into())
+        })
+    }
+}
+
+fn open_dir(parent: &OwnedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(parent, name, flags, Mode::empty())
+}
+
+/// Makes `name` in `parent` a directory and opens it. An existing directory is kept; a
+/// symlink, file or special file there is removed, never followed. A new directory stays
+/// private (0700) until its own metadata is set at the end, so no other local user can plant
+/// anything in it meanwhile.
+fn make_dir(parent: &OwnedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(parent, name, Mode::RWXU) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(e),
+    }
+    match open_dir(parent, name) {
+        // O_DIRECTORY reports a symlink as ENOTDIR before O_NOFOLLOW's ELOOP.
+        Err(Errno::NOTDIR | Errno::LOOP) => {
+            rustix::fs::unlinkat(parent, name, AtFlags::empty())?;
+            rustix::fs::mkdirat(parent, name, Mode::RWXU)?;
+            open_dir(parent, name)
+        }
+        r => r,
+    }
+}
+
+/// Removes whatever stands at `name` in `dir` so that something else can be created there:
+/// an empty directory too, but not a directory with entries (as restic does without
+/// `--delete`: a restore does not delete a tree it did not write).
+fn clear_entry(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::ISDIR) => rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a file to restore into, replacing whatever else stands there (a symlink, a FIFO, a
+/// file that may be a hard link to one outside the target), so content never goes through
+/// anything planted in the target.
+fn create_dest(dirs: &Dirs, it: &Item) -> Result<File> {
+    let dir = dirs.parent_of(it)?;
+    let name = it.node.name.as_slice();
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let mode = Mode::RUSR | Mode::WUSR;
+    match rustix::fs::openat(&dir, name, flags, mode) {
+        Err(Errno::EXIST) => {
+            clear_entry(&dir, name).and_then(|()| rustix::fs::openat(&dir, name, flags, mode))
+        }
+        r => r,
+    }
+    .map(File::from)
+    .map_err(|e| Error::io("create", &it.dest, e.into()))
+}
+
+/// Opens a file again that was closed after `MAX_OPEN`, keeping what was written. `inode` is
+/// the (device, inode) it had: a file swapped in meanwhile is refused, not written and chowned.
+fn reopen_dest(dirs: &Dirs, it: &Item, inode: Option<(u64, u64)>) -> Result<File> {
+    let dir = dirs.parent_of(it)?;
+    // O_NONBLOCK: a FIFO swapped in fails (ENXIO) instead of blocking.
+    let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let io = |e: Errno| Error::io("open", &it.dest, e.into());
+    let fd = rustix::fs::openat(&dir, it.node.name.as_slice(), flags, Mode::empty()).map_err(io)?;
+    if inode.is_some() && inode != file_id(&fd) {
+        let e = std::io::Error::other("replaced by another file while restoring");
+        return Err(Error::io("open", &it.dest, e));
+    }
+    Ok(File::from(fd))
+}
+
+fn file_id(fd: impl AsFd) -> Option<(u64, u64)> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    Some((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// Removes a file whose restore failed.
+fn remove_dest(dirs: &Dirs, it: &Item) {
+    if let Ok(dir) = dirs.get(it.parent) {
+        let _ = rustix::fs::unlinkat(&dir, it.node.name.as_slice(), AtFlags::empty());
+    }
+}
+
+/// Writes the content of the regular files `files` (indexes into `dirs.items`): every blob they
 /// need is read once, by pack in ranged reads, opened and verified, and written at each offset
 /// that needs it. Returns the files restored and their bytes.
 fn write_files(
     repo: &Repository,
     index: &Index,
-    items: &[Item],
+    dirs: &Dirs,
     files: &[usize],
     opts: &RestoreOptions,
     owner: bool,
     fail: &(dyn Fn(&Item, &str, &dyn std::fmt::Display) + Sync),
 ) -> (u64, u64) {
+    let items = dirs.items;
     let slots: Vec<Slot> = files
         .iter()
         .map(|&item| Slot {
@@ -233,12 +394,12 @@ fn write_files(
             None => (|| -> Result<()> {
                 let f = match file {
                     Some(f) => f,
-                    None => open_dest(&it.dest, false)?,
+                    None => reopen_dest(dirs, it, out.inode)?,
                 };
                 // Covers trailing holes of a sparse file.
                 f.set_len(it.node.size)
                     .map_err(|e| Error::io("set length", &it.dest, e))?;
-                set_file_meta(&it.node, &f, &it.dest, owner)
+                set_fd_meta(&it.node, f.as_fd(), &it.dest, owner)
             })()
             .map_err(|e| e.to_string()),
         };
@@ -249,7 +410,7 @@ fn write_files(
             }
             Err(e) => {
                 if out.created {
-                    let _ = fs::remove_file(&it.dest);
+                    remove_dest(dirs, it);
                 }
                 fail(it, "restore", &e);
             }
@@ -265,7 +426,11 @@ fn write_files(
                 Err(e) => Err(e.to_string()),
                 Ok((data, zero)) => (|| -> Result<()> {
                     if out.file.is_none() {
-                        let f = open_dest(&it.dest, !out.created)?;
+                        let f = if out.created {
+                            reopen_dest(dirs, it, out.inode)?
+                        } else {
+                            create_dest(dirs, it)?
+                        };
                         out.created = true;
                         out.file = Some(f);
                         open_files.fetch_add(1, Relaxed);
@@ -287,7 +452,7 @@ fn write_files(
         if slot.remaining.fetch_sub(1, Relaxed) == 1 {
             finish(slot, &mut out);
         } else if out.file.is_some() && open_files.load(Relaxed) > MAX_OPEN {
-            out.file = None;
+            out.inode = out.file.take().as_ref().and_then(file_id);
             open_files.fetch_sub(1, Relaxed);
         }
     };
@@ -296,7 +461,7 @@ fn write_files(
         let slot = &slots[si];
         let it = &items[slot.item];
         let mut out = slot.out.lock().unwrap();
-        match open_dest(&it.dest, true) {
+        match create_dest(dirs, it) {
             Ok(f) => {
                 out.created = true;
                 out.file = Some(f);
@@ -360,7 +525,10 @@ fn write_files(
 struct Item {
     /// Path inside the snapshot, `/`-separated, for patterns and messages.
     snap_path: String,
+    /// Where it goes, for messages: it is opened by `name` in its parent's descriptor.
     dest: PathBuf,
+    /// The directory item it is restored in; `None`: the target itself.
+    parent: Option<usize>,
     node: Node,
 }
 
@@ -393,8 +561,16 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// Adds the children of a tree; returns whether anything below was selected.
-    fn walk(&mut self, tree_id: &Id, snap_dir: &str, dest: &Path, included: bool) -> Result<bool> {
+    /// Adds the children of a tree, restored in directory item `parent`; returns whether
+    /// anything below was selected.
+    fn walk(
+        &mut self,
+        tree_id: &Id,
+        snap_dir: &str,
+        dest: &Path,
+        parent: Option<usize>,
+        included: bool,
+    ) -> Result<bool> {
         let tree = load_tree(self.repo, self.index, tree_id)?;
         let mut any = false;
         for node in tree.nodes {
@@ -414,9 +590,10 @@ impl Planner<'_> {
                 self.items.push(Item {
                     snap_path: snap_path.clone(),
                     dest: dest.clone(),
+                    parent,
                     node,
                 });
-                let below = self.walk(&sub, &snap_path, &dest, inc)?;
+                let below = self.walk(&sub, &snap_path, &dest, Some(pos), inc)?;
                 if inc || below {
                     any = true;
                 } else {
@@ -427,6 +604,7 @@ impl Planner<'_> {
                 self.items.push(Item {
                     snap_path,
                     dest,
+                    parent,
                     node,
                 });
             }
@@ -463,17 +641,28 @@ pub fn restore(
         format!("/{base}")
     };
     fs::create_dir_all(&opts.target).map_err(|e| Error::io("create directory", &opts.target, e))?;
+    // The target's own path may go through symlinks (the user chose it); nothing below does.
+    let root = rustix::fs::openat(
+        CWD,
+        &opts.target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open directory", &opts.target, e.into()))?;
     match start.kind {
         NodeKind::Dir => {
-            planner.walk(&start.subtree.expect("dir"), &base, &opts.target, false)?;
+            let tree = start.subtree.expect("dir");
+            planner.walk(&tree, &base, &opts.target, None, false)?;
         }
         _ => planner.items.push(Item {
             snap_path: base.clone(),
             dest: opts.target.join(OsStr::from_bytes(&start.name)),
+            parent: None,
             node: start.clone(),
         }),
     }
     let items = planner.items;
+    let dirs = Dirs::new(root, &items);
     let owner = opts
         .owner
         .unwrap_or_else(|| nix::unistd::geteuid().is_root());
@@ -487,13 +676,22 @@ pub fn restore(
     let mut sum = RestoreSummary::default();
 
     // Directories, parents first.
-    for it in items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
-        match fs::create_dir(&it.dest) {
-            Ok(()) => sum.dirs += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && it.dest.is_dir() => {
-                sum.dirs += 1
+    let mut made = vec![false; items.len()];
+    for (i, it) in items.iter().enumerate() {
+        if it.node.kind != NodeKind::Dir {
+            continue;
+        }
+        let r = dirs.parent_of(it).and_then(|p| {
+            make_dir(&p, &it.node.name)
+                .map_err(|e| Error::io("create directory", &it.dest, e.into()))
+        });
+        match r {
+            Ok(fd) => {
+                dirs.insert(i, fd);
+                made[i] = true;
+                sum.dirs += 1;
             }
-            Err(e) => fail(it, "create directory", &e),
+            Err(e) => fail(it, "restore", &e),
         }
     }
 
@@ -522,16 +720,18 @@ pub fn restore(
     let (regular, special): (Vec<usize>, Vec<usize>) = files
         .into_iter()
         .partition(|&i| items[i].node.kind == NodeKind::File);
-    let (nfiles, bytes) = write_files(repo, index, &items, &regular, opts, owner, &fail);
+    let (nfiles, bytes) = write_files(repo, index, &dirs, &regular, opts, owner, &fail);
     sum.files += nfiles;
     sum.bytes += bytes;
     let others: u64 = special
         .par_iter()
         .map(|&i| {
             let it = &items[i];
-            match create_special(&it.node, &it.dest)
-                .and_then(|_| set_meta(&it.node, &it.dest, owner))
-            {
+            let r = dirs.parent_of(it).and_then(|dir| {
+                create_special(&it.node, &dir, &it.dest)?;
+                set_meta_at(&it.node, &dir, &it.dest, owner)
+            });
+            match r {
                 Ok(()) => 1,
                 Err(e) => {
                     fail(it, "restore", &e);
@@ -544,35 +744,19 @@ pub fn restore(
 
     for (i, f) in link_to {
         let (it, first) = (&items[i], &items[f]);
-        let _ = fs::remove_file(&it.dest);
-        match fs::hard_link(&first.dest, &it.dest) {
+        match hard_link(&dirs, first, it) {
             Ok(()) => sum.files += 1,
             Err(e) => fail(it, &format!("hard link to {}", first.snap_path), &e),
         }
     }
 
-    // Directory metadata last, deepest level first (a parent restored without search
-    // permission would lock a non-root restorer out of its children), each level in parallel:
-    // setting a directory's metadata does not change its parent's.
-    let mut dirs: Vec<&Item> = items
-        .iter()
-        .filter(|i| i.node.kind == NodeKind::Dir)
-        .collect();
-    dirs.sort_by_key(|i| std::cmp::Reverse(i.dest.components().count()));
-    for level in dirs.chunk_by(|a, b| a.dest.components().count() == b.dest.components().count()) {
-        level.par_iter().for_each(|it| {
-            if let Err(e) = set_meta(&it.node, &it.dest, owner) {
-                fail(it, "set metadata", &e);
-            }
-        });
-    }
-
+    set_dir_meta(&dirs, &made, owner, &fail);
     if opts.verify {
         let failed: Vec<(usize, Error)> = items
             .par_iter()
             .enumerate()
             .filter(|(_, it)| it.node.kind == NodeKind::File)
-            .filter_map(|(i, it)| verify_file(&it.node, &it.dest).err().map(|e| (i, e)))
+            .filter_map(|(i, it)| verify_file(&dirs, it).err().map(|e| (i, e)))
             .collect();
         for (i, e) in &failed {
             fail(&items[*i], "verify", e);
@@ -587,19 +771,68 @@ pub fn restore(
     Ok(sum)
 }
 
-/// Re-reads a restored file and checks its whole-content digest.
-pub fn verify_file(node: &Node, path: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Links `it` to `first`, already restored, replacing whatever stands at `it`.
+fn hard_link(dirs: &Dirs, first: &Item, it: &Item) -> Result<()> {
+    let (from, to) = (dirs.parent_of(first)?, dirs.parent_of(it)?);
+    let name = it.node.name.as_slice();
+    clear_entry(&to, name)
+        .and_then(|()| {
+            // Flags 0: a symlink at `first` would be linked itself, not followed.
+            rustix::fs::linkat(
+                &from,
+                first.node.name.as_slice(),
+                &to,
+                name,
+                AtFlags::empty(),
+            )
+        })
+        .map_err(|e| Error::io("hard link", &it.dest, e.into()))
+}
+
+/// Directory metadata last, deepest level first (a parent restored without search permission
+/// would lock a non-root restorer out of its children), each level in parallel: setting a
+/// directory's metadata does not change its parent's. Only directories `made` are touched.
+fn set_dir_meta(
+    dirs: &Dirs,
+    made: &[bool],
+    owner: bool,
+    fail: &(dyn Fn(&Item, &str, &dyn std::fmt::Display) + Sync),
+) {
+    let mut todo: Vec<(usize, &Item)> = dirs
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| made[*i])
+        .collect();
+    let depth = |it: &Item| it.dest.components().count();
+    todo.sort_by_key(|(_, it)| std::cmp::Reverse(depth(it)));
+    for level in todo.chunk_by(|a, b| depth(a.1) == depth(b.1)) {
+        level.par_iter().for_each(|&(i, it)| {
+            let r = dirs
+                .get(Some(i))
+                .map_err(|e| Error::io("open directory", &it.dest, e.into()))
+                .and_then(|fd| set_fd_meta(&it.node, fd.as_fd(), &it.dest, owner));
+            if let Err(e) = r {
+                fail(it, "set metadata", &e);
+            }
+        });
+    }
+}
+
+/// Re-reads a restored file, opened by name in its directory's descriptor without following
+/// a symlink, and checks its whole-content digest.
+fn verify_file(dirs: &Dirs, it: &Item) -> Result<()> {
+    let dir = dirs.parent_of(it)?;
+    let (node, path, name) = (&it.node, &it.dest, it.node.name.as_slice());
+    // O_NONBLOCK: a FIFO swapped in after the restore is read as empty instead of blocking.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     // O_NOATIME: reading back must not undo the atime just restored.
-    let mut f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+    let fd = match rustix::fs::openat(&dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(Errno::PERM) => rustix::fs::openat(&dir, name, flags, Mode::empty()),
         r => r,
     }
-    .map_err(|e| Error::io("open", path, e))?;
+    .map_err(|e| Error::io("open", path, e.into()))?;
+    let mut f = File::from(fd);
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -622,89 +855,131 @@ pub fn verify_file(node: &Node, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn create_special(node: &Node, dest: &Path) -> Result<()> {
-    use nix::sys::stat::{mknod, Mode, SFlag};
-    if fs::symlink_metadata(dest).is_ok() {
-        fs::remove_file(dest).map_err(|e| Error::io("replace", dest, e))?;
-    }
-    let mode = Mode::from_bits_truncate(node.mode & 0o7777);
-    let r = match node.kind {
+/// Creates a symlink or special file by name in `dir`, replacing whatever stands there.
+fn create_special(node: &Node, dir: &OwnedFd, dest: &Path) -> Result<()> {
+    let name = node.name.as_slice();
+    clear_entry(dir, name).map_err(|e| Error::io("replace", dest, e.into()))?;
+    let mode = Mode::from_raw_mode(node.mode & 0o7777);
+    let rdev = match node.kind {
         NodeKind::Symlink => {
-            return std::os::unix::fs::symlink(OsStr::from_bytes(&node.link_target), dest)
-                .map_err(|e| Error::io("create symlink", dest, e))
+            return rustix::fs::symlinkat(node.link_target.as_slice(), dir, name)
+                .map_err(|e| Error::io("create symlink", dest, e.into()))
         }
-        NodeKind::Fifo => mknod(dest, SFlag::S_IFIFO, mode, 0),
-        NodeKind::Socket => mknod(dest, SFlag::S_IFSOCK, mode, 0),
-        NodeKind::CharDevice => mknod(dest, SFlag::S_IFCHR, mode, node.rdev as _),
-        NodeKind::BlockDevice => mknod(dest, SFlag::S_IFBLK, mode, node.rdev as _),
-        NodeKind::File | NodeKind::Dir => unreachable!("not special"),
+        NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev,
+        _ => 0,
     };
-    r.map_err(|e| Error::io("create special file", dest, e.into()))
+    rustix::fs::mknodat(dir, name, special_type(node.kind), mode, rdev as _)
+        .map_err(|e| Error::io("create special file", dest, e.into()))
 }
 
-/// `set_meta` for a regular file still open after its content was written: the same steps in
-/// the same order (owner, xattrs, mode, times) on the descriptor, sparing four path lookups.
-fn set_file_meta(node: &Node, f: &File, dest: &Path, owner: bool) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    use xattr::FileExt;
-    let io = |op, e: std::io::Error| Error::io(op, dest, e);
+fn special_type(kind: NodeKind) -> FsType {
+    match kind {
+        NodeKind::Symlink => FsType::Symlink,
+        NodeKind::Fifo => FsType::Fifo,
+        NodeKind::Socket => FsType::Socket,
+        NodeKind::CharDevice => FsType::CharacterDevice,
+        NodeKind::BlockDevice => FsType::BlockDevice,
+        NodeKind::File | NodeKind::Dir => unreachable!("not special"),
+    }
+}
+
+fn timestamps(node: &Node) -> Timestamps {
+    let ts = |ns: i64| rustix::fs::Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000),
+    };
+    Timestamps {
+        last_access: ts(node.atime_ns),
+        last_modification: ts(node.mtime_ns),
+    }
+}
+
+/// Filesystems without xattrs, or namespaces a non-root user may not write.
+fn xattr_skipped(e: Errno) -> bool {
+    matches!(e, Errno::NOTSUP | Errno::PERM)
+}
+
+/// Sets a restored file's or directory's owner, xattrs, mode and times (in that order:
+/// changing the owner clears setuid bits) on its descriptor.
+fn set_fd_meta(node: &Node, fd: BorrowedFd<'_>, dest: &Path, owner: bool) -> Result<()> {
+    let io = |op, e: Errno| Error::io(op, dest, e.into());
     if owner {
-        std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid))
-            .map_err(|e| io("change owner", e))?;
+        let (u, g) = owner_ids(node);
+        rustix::fs::fchown(fd, Some(u), Some(g)).map_err(|e| io("change owner", e))?;
     }
     for x in &node.xattrs {
-        if let Err(e) = f.set_xattr(OsStr::from_bytes(&x.name), &x.value) {
-            if !matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
-                return Err(io("set xattr", e));
-            }
+        let r = rustix::fs::fsetxattr(fd, x.name.as_slice(), &x.value, XattrFlags::empty());
+        match r {
+            Err(e) if !xattr_skipped(e) => return Err(io("set xattr", e)),
+            _ => {}
         }
     }
-    f.set_permissions(fs::Permissions::from_mode(node.mode & 0o7777))
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(node.mode & 0o7777))
         .map_err(|e| io("change mode", e))?;
-    filetime::set_file_handle_times(
-        f,
-        Some(file_time(node.atime_ns)),
-        Some(file_time(node.mtime_ns)),
-    )
-    .map_err(|e| io("set times", e))
+    rustix::fs::futimens(fd, &timestamps(node)).map_err(|e| io("set times", e))
 }
 
-fn file_time(ns: i64) -> filetime::FileTime {
-    filetime::FileTime::from_unix_time(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
+fn owner_ids(node: &Node) -> (rustix::fs::Uid, rustix::fs::Gid) {
+    // Unchecked: a uid of -1 in a snapshot means "leave unchanged" to fchown, not a panic.
+    (
+        rustix::fs::Uid::from_raw_unchecked(node.uid),
+        rustix::fs::Gid::from_raw_unchecked(node.gid),
     )
 }
 
-fn set_meta(node: &Node, dest: &Path, owner: bool) -> Result<()> {
-    let io = |op, e: std::io::Error| Error::io(op, dest, e);
+/// `set_fd_meta` for symlinks and special files, which are not opened for reading or writing
+/// (opening a device or FIFO acts on it): on an `O_PATH` descriptor of the entry itself,
+/// checked to be what was just created, so an entry swapped meanwhile (say for a hard link to
+/// a file outside the target) is refused, not changed.
+fn set_meta_at(node: &Node, dir: &OwnedFd, dest: &Path, owner: bool) -> Result<()> {
+    let io = |op, e: Errno| Error::io(op, dest, e.into());
+    let name = node.name.as_slice();
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| io("open", e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io("stat", e))?;
+    if FsType::from_raw_mode(st.st_mode) != special_type(node.kind) || st.st_nlink != 1 {
+        let e = std::io::Error::other("replaced by something else while restoring");
+        return Err(Error::io("set metadata", dest, e));
+    }
     let symlink = node.kind == NodeKind::Symlink;
     if owner {
-        nix::unistd::fchownat(
-            None,
-            dest,
-            Some(node.uid.into()),
-            Some(node.gid.into()),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| io("change owner", e.into()))?;
+        let (u, g) = owner_ids(node);
+        rustix::fs::chownat(&fd, "", Some(u), Some(g), AtFlags::EMPTY_PATH)
+            .map_err(|e| io("change owner", e))?;
     }
+    // An O_PATH descriptor takes no fsetxattr or fchmod: /proc/self/fd/N reaches exactly its
+    // inode. For a symlink that path would be followed, so its xattrs go by name (lsetxattr,
+    // through the directory's /proc/self/fd entry: there is no lsetxattrat).
+    let path = proc_fd_path(&fd);
+    let link_path = || proc_fd_path(dir).join(OsStr::from_bytes(name));
     for x in &node.xattrs {
-        let name = OsStr::from_bytes(&x.name);
-        if let Err(e) = xattr::set(dest, name, &x.value) {
-            // Filesystems without xattrs, or namespaces a non-root user may not write.
-            if !matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
-                return Err(io("set xattr", e));
-            }
+        let (xn, xv, none) = (x.name.as_slice(), &x.value, XattrFlags::empty());
+        let r = if symlink {
+            rustix::fs::lsetxattr(link_path(), xn, xv, none)
+        } else {
+            rustix::fs::setxattr(&path, xn, xv, none)
+        };
+        match r {
+            Err(e) if !xattr_skipped(e) => return Err(io("set xattr", e)),
+            _ => {}
         }
     }
     if !symlink {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dest, fs::Permissions::from_mode(node.mode & 0o7777))
+        let mode = Mode::from_raw_mode(node.mode & 0o7777);
+        rustix::fs::chmodat(CWD, &path, mode, AtFlags::empty())
             .map_err(|e| io("change mode", e))?;
     }
-    filetime::set_symlink_file_times(dest, file_time(node.atime_ns), file_time(node.mtime_ns))
-        .map_err(|e| io("set times", e))
+    let times = timestamps(node);
+    match rustix::fs::utimensat(&fd, "", &times, AtFlags::EMPTY_PATH) {
+        // Kernels before 5.8 take no AT_EMPTY_PATH here.
+        Err(Errno::INVAL) => rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW),
+        r => r,
+    }
+    .map_err(|e| io("set times", e))
+}
+
+fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// Blobs `dump` reads and opens in parallel at a time: at most this many, and at most
@@ -782,6 +1057,22 @@ mod tests {
             length,
             raw_len: length,
         }
+    }
+
+    #[test]
+    fn dir_cache_keeps_at_most_max_open_dirs_and_evicts_the_least_recently_used() {
+        let dev_null = || Arc::new(OwnedFd::from(File::open("/dev/null").unwrap()));
+        let mut c = DirCache::default();
+        for d in 0..MAX_OPEN_DIRS {
+            c.insert(d, dev_null());
+        }
+        // Used recently: survives the eviction that the next insertion makes.
+        assert!(c.get(0).is_some());
+        c.insert(MAX_OPEN_DIRS, dev_null());
+        assert!(c.fds.len() <= MAX_OPEN_DIRS / 2 + 1, "{}", c.fds.len());
+        assert!(c.get(0).is_some() && c.get(MAX_OPEN_DIRS).is_some());
+        assert!(c.get(1).is_none());
+        assert!(c.get(MAX_OPEN_DIRS - 1).is_some());
     }
 
     #[test]
