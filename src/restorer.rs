@@ -663,10 +663,20 @@ fn set_file_meta(node: &Node, f: &File, dest: &Path, owner: bool) -> Result<()> 
         .map_err(|e| io("change mode", e))?;
     filetime::set_file_handle_times(
         f,
-        Some(file_time(node.atime_ns)),
+        Some(file_time(atime(node))),
         Some(file_time(node.mtime_ns)),
     )
     .map_err(|e| io("set times", e))
+}
+
+/// A node backed up without `--with-atime` has atime 0 (not recorded); it is restored with
+/// its mtime, as restic does.
+fn atime(node: &Node) -> i64 {
+    if node.atime_ns == 0 {
+        node.mtime_ns
+    } else {
+        node.atime_ns
+    }
 }
 
 fn file_time(ns: i64) -> filetime::FileTime {
@@ -703,7 +713,7 @@ fn set_meta(node: &Node, dest: &Path, owner: bool) -> Result<()> {
         fs::set_permissions(dest, fs::Permissions::from_mode(node.mode & 0o7777))
             .map_err(|e| io("change mode", e))?;
     }
-    filetime::set_symlink_file_times(dest, file_time(node.atime_ns), file_time(node.mtime_ns))
+    filetime::set_symlink_file_times(dest, file_time(atime(node)), file_time(node.mtime_ns))
         .map_err(|e| io("set times", e))
 }
 
