@@ -954,7 +954,7 @@ pub fn backup(
         _ => None,
     };
     let gone = match run_backup(repo, index, source, opts, lock)? {
-        Attempt::Saved(r) => return Ok(r),
+        Attempt::Saved(r) => return Ok(*r),
         Attempt::Gone(id) => id,
     };
     let Some(paths) = again else {
@@ -962,7 +962,8 @@ pub fn backup(
     };
     let fresh = Index::load(repo)?;
     match run_backup(repo, &fresh, Source::Paths(paths), opts, lock)? {
-        Attempt::Saved(mut r) => {
+        Attempt::Saved(r) => {
+            let mut r = *r;
             r.notices.insert(
                 0,
                 format!(
@@ -985,7 +986,7 @@ fn gone_error(id: &BlobId) -> Error {
 }
 
 enum Attempt {
-    Saved(BackupResult),
+    Saved(Box<BackupResult>),
     /// Not saved: this blob, which the new snapshot needs, is no longer stored.
     Gone(BlobId),
 }
@@ -1143,13 +1144,13 @@ fn run_backup(
     };
     let warnings = std::mem::take(&mut *a.warnings.lock().unwrap());
     let notices = std::mem::take(&mut *a.notices.lock().unwrap());
-    Ok(Attempt::Saved(BackupResult {
+    Ok(Attempt::Saved(Box::new(BackupResult {
         snapshot_id,
         snapshot,
         summary,
         warnings,
         notices,
-    }))
+    })))
 }
 
 /// Before the snapshot is written: a blob the new tree `root` needs that is no longer stored.

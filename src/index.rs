@@ -312,25 +312,28 @@ impl IndexBuilder {
 }
 
 /// Splits entries sorted by id into the first copy of each blob and the further copies; a copy
-/// naming the same pack again (a pack listed by two index files) is dropped.
-fn split_copies(all: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
-    let mut first: Vec<Entry> = Vec::with_capacity(all.len());
-    let mut rest = Vec::new();
-    for e in all {
-        match first.last() {
-            Some(f) if f.id == e.id => {
-                let dup = f.pack == e.pack
-                    || rest
-                        .last()
-                        .is_some_and(|r: &Entry| r.id == e.id && r.pack == e.pack);
-                if !dup {
-                    rest.push(e);
-                }
+/// naming the same pack again (a pack listed by two index files) is dropped. In place: the
+/// table is the index's bulk.
+fn split_copies(mut all: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
+    let mut rest: Vec<Entry> = Vec::new();
+    let mut w = 0;
+    for r in 0..all.len() {
+        let e = all[r];
+        if w > 0 && all[w - 1].id == e.id {
+            let again = all[w - 1].pack == e.pack
+                || rest
+                    .last()
+                    .is_some_and(|x| x.id == e.id && x.pack == e.pack);
+            if !again {
+                rest.push(e);
             }
-            _ => first.push(e),
+        } else {
+            all[w] = e;
+            w += 1;
         }
     }
-    (first, rest)
+    all.truncate(w);
+    (all, rest)
 }
 
 /// Bytes a pack holds beyond its blobs: a header of `n` entries, sealed, and its length.
@@ -388,5 +391,57 @@ mod tests {
         );
         assert!(idx.get(BlobType::Data, &Id([2; 32])).is_none());
         assert!(idx.contains(BlobType::Tree, &Id([2; 32])));
+        assert_eq!(
+            idx.alternates(BlobType::Data, &Id([1; 32]))
+                .iter()
+                .map(|l| l.pack)
+                .collect::<Vec<_>>(),
+            vec![Id([101; 32])]
+        );
+    }
+
+    #[test]
+    fn damaged_packs_are_ranked_last_or_dropped() {
+        let e = |i: u8, offset| BlobEntry {
+            ty: BlobType::Data,
+            id: Id([i; 32]),
+            offset,
+            length: 10,
+            raw_len: 5,
+        };
+        let (a, b) = (Id([100; 32]), Id([101; 32]));
+        let f = IndexFile {
+            supersedes: vec![],
+            packs: vec![
+                IndexPack {
+                    id: a,
+                    blobs: vec![e(1, 0), e(2, 10)],
+                },
+                IndexPack {
+                    id: b,
+                    blobs: vec![e(1, 0)],
+                },
+            ],
+        };
+        let whole_a = 20 + pack_overhead(2);
+        let stored = HashMap::from([(a, whole_a - 1), (b, 10 + pack_overhead(1))]);
+        let mut idx = Index::from_files([&f].into_iter());
+        let bad = idx.damaged_packs(&stored);
+        assert_eq!(
+            bad,
+            vec![DamagedPack {
+                id: a,
+                stored: Some(whole_a - 1),
+                needed: whole_a
+            }]
+        );
+        let mut dropped = idx.clone();
+        idx.rank_packs(&bad, false);
+        assert_eq!(idx.get(BlobType::Data, &Id([1; 32])).unwrap().pack, b);
+        assert_eq!(idx.get(BlobType::Data, &Id([2; 32])).unwrap().pack, a);
+        dropped.rank_packs(&bad, true);
+        assert_eq!(dropped.get(BlobType::Data, &Id([1; 32])).unwrap().pack, b);
+        assert!(!dropped.contains(BlobType::Data, &Id([2; 32])));
+        assert!(dropped.alternates(BlobType::Data, &Id([1; 32])).is_empty());
     }
 }
