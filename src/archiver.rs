@@ -7,6 +7,7 @@
 //! `read`, not mapped: a mapped file that another process truncates kills the reader with
 //! SIGBUS, and nightly backups of live log and dump directories meet that.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
@@ -64,6 +65,9 @@ pub struct BackupOptions {
     pub force: bool,
     pub ignore_inode: bool,
     pub ignore_ctime: bool,
+    /// Record access times. Off by default, as in restic 0.17: reading the source between two
+    /// backups would otherwise change nearly every tree of the next one.
+    pub with_atime: bool,
     /// Don't write anything; report what would be added.
     pub dry_run: bool,
 }
@@ -76,6 +80,9 @@ pub struct BackupResult {
     pub summary: Summary,
     /// Source files that could not be read, each with the reason.
     pub warnings: Vec<String>,
+    /// Damage found in the repository and worked around (the snapshot is complete): packs
+    /// missing or short, parent trees that could not be loaded.
+    pub notices: Vec<String>,
 }
 
 #[derive(Default)]
@@ -226,6 +233,9 @@ struct Archiver<'a> {
     packer: Packer,
     c: Counters,
     warnings: Mutex<Vec<String>>,
+    notices: Mutex<Vec<String>>,
+    /// Parent trees that failed to load: stored again even though the index names them.
+    distrusted: Mutex<HashSet<TreeId>>,
     excludes: Excludes,
     opts: &'a BackupOptions,
     names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
@@ -418,6 +428,8 @@ impl<'a> Archiver<'a> {
             },
             c: Counters::default(),
             warnings: Mutex::new(Vec::new()),
+            notices: Mutex::new(Vec::new()),
+            distrusted: Mutex::new(HashSet::new()),
             excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
             opts,
             names: Mutex::new((HashMap::new(), HashMap::new())),
@@ -429,7 +441,9 @@ impl<'a> Archiver<'a> {
     /// Stores a blob unless the index or this run already has it.
     fn add_blob(&self, ty: BlobType, data: &[u8]) -> Result<BlobId> {
         let id = self.repo.keys().blob_id(data);
-        if self.index.contains(ty, &id) || !self.seen.lock().unwrap().insert((ty, id)) {
+        let indexed = self.index.contains(ty, &id)
+            && !(ty == BlobType::Tree && self.distrusted.lock().unwrap().contains(&id));
+        if indexed || !self.seen.lock().unwrap().insert((ty, id)) {
             return Ok(id);
         }
         let sealed = format::seal_blob(
@@ -622,6 +636,27 @@ impl<'a> Archiver<'a> {
             .push(format!("{}: {what}: {e}", path.display()));
     }
 
+    fn notice(&self, msg: String) {
+        self.notices.lock().unwrap().push(msg);
+    }
+
+    /// The parent's tree for the directory at `path`. One that cannot be loaded is named,
+    /// the directory is scanned afresh, and its id is not trusted for deduplication: were the
+    /// fresh tree the same, the new snapshot would otherwise point at the damaged copy.
+    fn load_parent_tree(&self, path: &Path, id: &TreeId) -> Option<Tree> {
+        match load_tree(self.repo, self.index, id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.distrusted.lock().unwrap().insert(*id);
+                self.notice(format!(
+                    "{}: parent snapshot's tree {id} could not be loaded ({e}); scanned afresh",
+                    path.display()
+                ));
+                None
+            }
+        }
+    }
+
     fn user_name(&self, uid: u32) -> String {
         let mut g = self.names.lock().unwrap();
         g.0.entry(uid)
@@ -657,7 +692,9 @@ impl<'a> Archiver<'a> {
         n.group = self.group_name(n.gid);
         n.mtime_ns = ns(m.mtime(), m.mtime_nsec());
         n.ctime_ns = ns(m.ctime(), m.ctime_nsec());
-        n.atime_ns = ns(m.atime(), m.atime_nsec());
+        if self.opts.with_atime {
+            n.atime_ns = ns(m.atime(), m.atime_nsec());
+        }
         n.size = if n.kind == NodeKind::File {
             m.size()
         } else {
@@ -765,7 +802,7 @@ impl<'a> Archiver<'a> {
                 }
             },
             NodeKind::Dir => {
-                let parent_tree = self.parent_subtree(parent);
+                let parent_tree = self.parent_subtree(path, parent);
                 let tree = if self.opts.one_file_system && m.dev() != dev {
                     // A mount point: kept as an empty directory.
                     Tree::default()
@@ -779,17 +816,10 @@ impl<'a> Archiver<'a> {
         Ok(Some(n))
     }
 
-    fn parent_subtree(&self, parent: Option<&Node>) -> Option<Tree> {
+    fn parent_subtree(&self, path: &Path, parent: Option<&Node>) -> Option<Tree> {
         let p = parent?;
         let sub = p.subtree.filter(|_| p.kind == NodeKind::Dir)?;
-        match load_tree(self.repo, self.index, &sub) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                // The parent only saves reading; without it every file is read again.
-                self.warn(Path::new(&p.name_lossy()), "load parent tree", e);
-                None
-            }
-        }
+        self.load_parent_tree(path, &sub)
     }
 
     fn finish_dir(&self, n: &mut Node, mut tree: Tree, parent: Option<&Node>) -> Result<TreeId> {
@@ -845,7 +875,7 @@ impl<'a> Archiver<'a> {
                 }
                 let m = fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
                 let mut n = self.node_from_meta(name.clone(), &path, &m);
-                let pt = self.parent_subtree(pn);
+                let pt = self.parent_subtree(&path, pn);
                 let tree = self.virtual_dir(&path, child, pt.as_ref())?;
                 self.finish_dir(&mut n, tree, pn)?;
                 Ok(Some(n))
@@ -908,6 +938,10 @@ fn build_trie(paths: &[PathBuf]) -> Trie {
 
 /// Runs a backup and saves its snapshot. The caller holds a shared lock (`lock`), which is
 /// checked before the snapshot is written.
+///
+/// Should a prune that took the lock for stale delete blobs this backup deduplicated against,
+/// a backup of paths runs once more against the index as it is now, storing them again; any
+/// other backup fails without a snapshot.
 pub fn backup(
     repo: &Repository,
     index: &Index,
@@ -915,10 +949,78 @@ pub fn backup(
     opts: &BackupOptions,
     lock: Option<&LockGuard>,
 ) -> Result<BackupResult> {
+    let again = match &source {
+        Source::Paths(p) => Some(p.clone()),
+        _ => None,
+    };
+    let gone = match run_backup(repo, index, source, opts, lock)? {
+        Attempt::Saved(r) => return Ok(*r),
+        Attempt::Gone(id) => id,
+    };
+    let Some(paths) = again else {
+        return Err(gone_error(&gone));
+    };
+    let fresh = Index::load(repo)?;
+    match run_backup(repo, &fresh, Source::Paths(paths), opts, lock)? {
+        Attempt::Saved(r) => {
+            let mut r = *r;
+            r.notices.insert(
+                0,
+                format!(
+                    "blob {gone} and maybe others this backup reused were deleted while it ran \
+                     (a prune took its lock for stale); the backup ran again and stored them anew"
+                ),
+            );
+            Ok(r)
+        }
+        Attempt::Gone(id) => Err(gone_error(&id)),
+    }
+}
+
+fn gone_error(id: &BlobId) -> Error {
+    Error::NotFound {
+        what: "blob this backup reused (deleted while it ran, by a prune that took its lock \
+               for stale; no snapshot saved, run the backup again)",
+        id: id.to_hex(),
+    }
+}
+
+enum Attempt {
+    Saved(Box<BackupResult>),
+    /// Not saved: this blob, which the new snapshot needs, is no longer stored.
+    Gone(BlobId),
+}
+
+/// The index with the blobs of missing or short packs forgotten (one listing of data/), so
+/// that they are stored again; each such pack is named.
+fn reconcile<'i>(repo: &Repository, index: &'i Index) -> Result<(Cow<'i, Index>, Vec<String>)> {
+    let bad = index.damaged_packs(&repo.pack_sizes()?);
+    if bad.is_empty() {
+        return Ok((Cow::Borrowed(index), Vec::new()));
+    }
+    let notes = bad
+        .iter()
+        .map(|d| format!("{d}: its blobs are stored again; run `cista check`"))
+        .collect();
+    let mut fixed = index.clone();
+    fixed.rank_packs(&bad, true);
+    Ok((Cow::Owned(fixed), notes))
+}
+
+fn run_backup(
+    repo: &Repository,
+    index: &Index,
+    source: Source,
+    opts: &BackupOptions,
+    lock: Option<&LockGuard>,
+) -> Result<Attempt> {
     let start = jiff::Zoned::now();
     let t0 = Instant::now();
     let host = opts.host.clone().unwrap_or_else(hostname);
+    let (index, pack_notes) = reconcile(repo, index)?;
+    let index = &*index;
     let a = Archiver::new(repo, index, opts)?;
+    a.notices.lock().unwrap().extend(pack_notes);
 
     let (root, paths, parent_id) = match source {
         Source::Paths(paths) => {
@@ -939,16 +1041,9 @@ pub fn backup(
                 .map(|p| p.to_string_lossy().into_owned())
                 .collect();
             let parent = find_parent(repo, opts, &host, &shown)?;
-            let parent_tree = match &parent {
-                Some((_, s)) => match load_tree(repo, index, &s.tree) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        a.warn(Path::new("/"), "load parent snapshot tree", e);
-                        None
-                    }
-                },
-                None => None,
-            };
+            let parent_tree = parent
+                .as_ref()
+                .and_then(|(_, s)| a.load_parent_tree(Path::new("/"), &s.tree));
             let trie = build_trie(&abs);
             let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
                 let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
@@ -1038,18 +1133,90 @@ pub fn backup(
     let snapshot_id = if opts.dry_run {
         None
     } else {
+        let ours = a.packer.index_files.lock().unwrap().clone();
+        if let Some(id) = first_gone(repo, index, &ours, &tree_id)? {
+            return Ok(Attempt::Gone(id));
+        }
         if let Some(l) = lock {
             l.check()?;
         }
         Some(repo.save_snapshot(&snapshot)?)
     };
     let warnings = std::mem::take(&mut *a.warnings.lock().unwrap());
-    Ok(BackupResult {
+    let notices = std::mem::take(&mut *a.notices.lock().unwrap());
+    Ok(Attempt::Saved(Box::new(BackupResult {
         snapshot_id,
         snapshot,
         summary,
         warnings,
-    })
+        notices,
+    })))
+}
+
+/// Before the snapshot is written: a blob the new tree `root` needs that is no longer stored.
+///
+/// Prune deletes packs only after it has stored an index file superseding the ones it read,
+/// so while every index file this backup loaded is still there and no newer one supersedes
+/// any, nothing it deduplicated against is gone (one listing of index/). Otherwise the new
+/// tree is walked against the index as it is now and one listing of data/.
+fn first_gone(
+    repo: &Repository,
+    loaded: &Index,
+    ours: &[Id],
+    root: &TreeId,
+) -> Result<Option<BlobId>> {
+    let now: HashSet<Id> = repo.list_ids(FileType::Index)?.into_iter().collect();
+    let old: HashSet<Id> = loaded.index_files().iter().copied().collect();
+    let mut pruned = !old.iter().all(|f| now.contains(f));
+    if !pruned {
+        let foreign: Vec<Id> = now
+            .iter()
+            .filter(|f| !old.contains(f) && !ours.contains(f))
+            .copied()
+            .collect();
+        let files = foreign
+            .par_iter()
+            .map(|f| crate::index::load_index_file(repo, f))
+            .collect::<Result<Vec<_>>>()?;
+        pruned = files
+            .iter()
+            .any(|f| !f.supersedes.is_empty() || (old.is_empty() && !f.packs.is_empty()));
+    }
+    if !pruned {
+        return Ok(None);
+    }
+    let mut fresh = Index::load(repo)?;
+    let bad = fresh.damaged_packs(&repo.pack_sizes()?);
+    fresh.rank_packs(&bad, true);
+    first_missing(repo, &fresh, root)
+}
+
+/// The first blob below tree `root` that `index` lacks, walking each tree once.
+fn first_missing(repo: &Repository, index: &Index, root: &TreeId) -> Result<Option<BlobId>> {
+    let mut seen: HashSet<TreeId> = HashSet::from([*root]);
+    let mut level = vec![*root];
+    while !level.is_empty() {
+        if let Some(t) = level.iter().find(|t| !index.contains(BlobType::Tree, t)) {
+            return Ok(Some(*t));
+        }
+        let trees = level
+            .par_iter()
+            .map(|t| load_tree(repo, index, t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut next = Vec::new();
+        for n in trees.iter().flat_map(|t| t.nodes.iter()) {
+            if let Some(b) = n
+                .content
+                .iter()
+                .find(|b| !index.contains(BlobType::Data, b))
+            {
+                return Ok(Some(*b));
+            }
+            next.extend(n.subtree.filter(|s| seen.insert(*s)));
+        }
+        level = next;
+    }
+    Ok(None)
 }
 
 fn stream_node(a: &Archiver, name: &str, r: &mut (dyn Read + Send)) -> Result<Node> {
@@ -1072,7 +1239,10 @@ fn stream_node(a: &Archiver, name: &str, r: &mut (dyn Read + Send)) -> Result<No
     n.gid = nix::unistd::getgid().as_raw();
     n.user = a.user_name(n.uid);
     n.group = a.group_name(n.gid);
-    (n.mtime_ns, n.ctime_ns, n.atime_ns) = (now, now, now);
+    (n.mtime_ns, n.ctime_ns) = (now, now);
+    if a.opts.with_atime {
+        n.atime_ns = now;
+    }
     n.size = content.size;
     n.links = 1;
     n.content = content.blobs;

@@ -192,6 +192,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     for (ty, id, loc) in index.iter() {
         by_pack.entry(loc.pack).or_default().push((ty, id, loc));
     }
+    let short: HashMap<PackId, crate::index::DamagedPack> = index
+        .damaged_packs(&stored)
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
     for (pack, blobs) in &by_pack {
         match stored.get(pack) {
             None => err(format!(
@@ -204,15 +209,26 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                     .find(|(_, _, l)| l.offset as u64 + l.length as u64 + 4 > size)
                 {
                     err(format!("pack {pack}: index entry for blob {id} lies beyond the pack's {size} bytes"));
+                } else if let Some(d) = short.get(pack) {
+                    // Backup and prune judge packs by the same rule.
+                    err(format!("{d}"));
                 }
             }
         }
     }
+    // A damaged pack whose blobs all have an earlier copy elsewhere (a backup stored them
+    // again) is still damage: its index entries point at what is not there.
+    for (pack, d) in &short {
+        if !by_pack.contains_key(pack) {
+            err(format!("{d}"));
+        }
+    }
+    let indexed: HashSet<PackId> = index.packs().iter().copied().collect();
     {
         let mut r = rep.lock().unwrap();
         r.packs = stored.len();
         for p in stored.keys() {
-            if !by_pack.contains_key(p) {
+            if !indexed.contains(p) {
                 r.notes.push(format!(
                     "pack {p} is not in any index (left by an interrupted backup; prune removes it)"
                 ));

@@ -415,6 +415,9 @@ struct BackupArgs {
     /// Ignore ctime when comparing with the parent.
     #[arg(long)]
     ignore_ctime: bool,
+    /// Store access times (not stored by default; restore then sets them to the mtime).
+    #[arg(long)]
+    with_atime: bool,
     /// Do not write anything; show what would be stored.
     #[arg(long, short = 'n')]
     dry_run: bool,
@@ -1152,11 +1155,16 @@ fn backup(cli: &Cli, a: &BackupArgs) -> Result<u8> {
         force: a.force,
         ignore_inode: a.ignore_inode,
         ignore_ctime: a.ignore_ctime,
+        with_atime: a.with_atime,
         dry_run: a.dry_run,
     };
     let res = archiver::backup(&repo, &index, source, &opts, l.as_ref())?;
     for w in &res.warnings {
         eprintln!("error: {w}");
+    }
+    // Repository damage the backup worked around: the snapshot is complete, so no exit 3.
+    for n in &res.notices {
+        eprintln!("warning: {n}");
     }
     let s = &res.summary;
     if cli.json {

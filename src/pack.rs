@@ -186,7 +186,15 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
             }
         }
     }
-    let (sealed, raw) = read_sealed_at(repo, ty, id, &loc)?;
+    let (sealed, raw) = match read_sealed_at(repo, ty, id, &loc) {
+        Ok(r) => r,
+        // A blob stored again (a backup re-uploads what it found damaged) has further copies.
+        Err(e) => index
+            .alternates(ty, id)
+            .iter()
+            .find_map(|l| read_sealed_at(repo, ty, id, l).ok())
+            .ok_or(e)?,
+    };
     if let Some(p) = &cache {
         crate::backend::cache_put_file(p, &sealed);
     }

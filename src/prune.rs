@@ -203,6 +203,36 @@ pub fn used_blobs(
     Ok((snaps.len(), used))
 }
 
+/// A pack shorter than its index entries need has lost blobs or its header: repacking would
+/// fail half way, and keeping its index entries would hide the loss. Prune stops, deleting
+/// nothing, and says how to get past it. (A missing pack is handled below: its blobs count as
+/// absent, and prune refuses only if a snapshot needs one.)
+fn refuse_short_packs(index: &Index, stored: &HashMap<PackId, u64>) -> Result<()> {
+    let short: Vec<_> = index
+        .damaged_packs(stored)
+        .into_iter()
+        .filter(|d| d.stored.is_some())
+        .collect();
+    let Some(first) = short.first() else {
+        return Ok(());
+    };
+    let path = crate::backend::object_path(FileType::Pack, &first.id.to_hex());
+    Err(Error::Corrupt {
+        what: "pack",
+        id: first.id.to_hex(),
+        reason: format!(
+            "{} bytes stored, {} needed by its index entries ({} short pack(s) in all); nothing \
+             was deleted. Run `cista check` to see what is affected, back up those paths again \
+             (a backup stores the blobs of a damaged pack anew), then delete {path} from the \
+             repository and prune again: prune then drops the pack from the index, and refuses \
+             only if a snapshot still needs a blob stored nowhere else (forget that snapshot)",
+            first.stored.unwrap_or(0),
+            first.needed,
+            short.len()
+        ),
+    })
+}
+
 struct PackPlan {
     id: PackId,
     size: u64,
@@ -232,6 +262,7 @@ pub fn prune(
         .map(|id| load_index_file(repo, id))
         .collect::<Result<_>>()?;
     let stored: HashMap<PackId, u64> = repo.pack_sizes()?;
+    refuse_short_packs(&index, &stored)?;
     let (snapshots, used) = used_blobs(repo, &index)?;
     let mut rep = PruneReport {
         dry_run: opts.dry_run,

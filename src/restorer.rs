@@ -889,8 +889,18 @@ fn timestamps(node: &Node) -> Timestamps {
         tv_nsec: ns.rem_euclid(1_000_000_000),
     };
     Timestamps {
-        last_access: ts(node.atime_ns),
+        last_access: ts(atime(node)),
         last_modification: ts(node.mtime_ns),
+    }
+}
+
+/// A node backed up without `--with-atime` has atime 0 (not recorded); it is restored with
+/// its mtime, as restic does.
+fn atime(node: &Node) -> i64 {
+    if node.atime_ns == 0 {
+        node.mtime_ns
+    } else {
+        node.atime_ns
     }
 }
 

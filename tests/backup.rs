@@ -264,3 +264,64 @@ fn multiple_paths_and_missing_path() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
 }
+
+/// Issue 10, item 10: reading the source between two backups changed every file's atime and
+/// with it nearly every tree of the next backup. Atime is recorded only with --with-atime.
+#[test]
+fn reading_files_between_backups_adds_no_trees() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("other/d.txt"), b"d");
+    // An atime older than the mtime, so that under relatime the reads below update it (setting
+    // it after the backup would change the ctime too, which a read does not).
+    let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+    for f in walk_files(&src) {
+        filetime::set_file_atime(&f, old).unwrap();
+    }
+    env.backup(&[&src]);
+    for f in walk_files(&src) {
+        fs::read(&f).unwrap();
+    }
+    let atime =
+        |f: &std::path::Path| filetime::FileTime::from_last_access_time(&fs::metadata(f).unwrap());
+    assert_ne!(
+        atime(&src.join("a.txt")),
+        old,
+        "the reads updated the atime"
+    );
+    let second = env.backup(&[&src]);
+    assert_eq!(second["data_blobs"], 0);
+    // Only the snapshot root may change: it records /tmp, whose mtime other tests move.
+    assert!(second["tree_blobs"].as_u64().unwrap() <= 1, "{second}");
+    assert_eq!(second["dirs_changed"].as_u64().unwrap(), 0, "{second}");
+}
+
+/// Without --with-atime a restored file's atime is its mtime; with it, the atime read.
+#[test]
+fn with_atime_records_access_times() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("f"), b"x");
+    let (atime, mtime) = (
+        filetime::FileTime::from_unix_time(1_900_000_000, 5),
+        filetime::FileTime::from_unix_time(1_800_000_000, 7),
+    );
+    filetime::set_file_times(src.join("f"), atime, mtime).unwrap();
+    for (dir, flag, want) in [
+        ("plain", None, mtime),
+        ("with", Some("--with-atime"), atime),
+    ] {
+        let mut args = vec!["backup", src.to_str().unwrap()];
+        args.extend(flag);
+        env.ok(&args);
+        let out = restore_latest(&env, dir, &src);
+        let m = fs::metadata(out.join("f")).unwrap();
+        assert_eq!(
+            (m.atime(), m.atime_nsec()),
+            (want.unix_seconds(), want.nanoseconds() as i64),
+            "{dir}"
+        );
+    }
+}

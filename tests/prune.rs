@@ -475,3 +475,40 @@ fn repack_uncompressed_keeps_data_sound() {
         bytes(200_000, 2)
     );
 }
+
+/// Issue 10, item 14: prune exited 0 on a repository with a truncated pack (check reported it).
+/// It refuses, deletes nothing and names the pack; the way out it gives works.
+#[test]
+fn prune_refuses_a_truncated_pack_and_names_it() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("big"), &bytes(3 << 20, 8));
+    env.backup(&[&src]);
+    let index = cista::index::Index::load(&env.open()).unwrap();
+    let (_, _, loc) = index
+        .iter()
+        .find(|(t, _, _)| *t == cista::format::BlobType::Data)
+        .unwrap();
+    let pack = loc.pack.to_hex();
+    let file = env.repo().join("data").join(&pack[..2]).join(&pack);
+    let len = fs::metadata(&file).unwrap().len();
+    let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(len - 100).unwrap();
+    drop(f);
+
+    let before: Vec<_> = walk_files(&env.repo());
+    let o = env.run(&["prune"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "prune must refuse: {err}");
+    assert!(err.contains(&pack), "names the pack: {err}");
+    assert!(err.contains("nothing was deleted"), "{err}");
+    assert_eq!(before, walk_files(&env.repo()));
+
+    // The way out the message gives: back up again, delete the pack, prune.
+    env.backup(&[&src]);
+    fs::remove_file(&file).unwrap();
+    env.ok(&["forget", "--keep-last", "1"]);
+    env.ok(&["prune"]);
+    env.ok(&["check", "--read-data"]);
+}

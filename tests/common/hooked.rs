@@ -21,6 +21,8 @@ pub struct Hooked {
     pub inner: Arc<dyn Backend>,
     pub before: Hook,
     pub after_range: Option<Alter>,
+    /// Runs after a write has succeeded (to act between two steps of the caller).
+    pub after_write: Option<Hook>,
 }
 
 impl std::fmt::Debug for Hooked {
@@ -38,6 +40,7 @@ impl Hooked {
             inner,
             before: Box::new(before),
             after_range: None,
+            after_write: None,
         }
     }
 }
@@ -83,7 +86,11 @@ impl Backend for Hooked {
     }
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> cista::Result<()> {
         (self.before)(Op::Write, t, name)?;
-        self.inner.write(t, name, data)
+        self.inner.write(t, name, data)?;
+        match &self.after_write {
+            Some(a) => a(Op::Write, t, name),
+            None => Ok(()),
+        }
     }
     fn list(&self, t: FileType) -> cista::Result<Vec<(String, u64)>> {
         (self.before)(Op::List, t, "")?;
