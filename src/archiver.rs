@@ -1172,15 +1172,20 @@ fn first_gone(
         let foreign: Vec<Id> = now
             .iter()
             .filter(|f| !old.contains(f) && !ours.contains(f))
+            .filter(|f| !loaded.damaged_files().contains(f))
             .copied()
             .collect();
-        let files = foreign
+        let got = foreign
             .par_iter()
-            .map(|f| crate::index::load_index_file(repo, f))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|f| (*f, crate::index::load_index_file(repo, f)))
+            .collect();
+        // A file that fails verification was not written by a prune (nor by anyone with the
+        // key): it supersedes nothing.
+        let files = crate::repository::Loaded::sort_out(got)?;
         pruned = files
+            .ok
             .iter()
-            .any(|f| !f.supersedes.is_empty() || (old.is_empty() && !f.packs.is_empty()));
+            .any(|(_, f)| !f.supersedes.is_empty() || (old.is_empty() && !f.packs.is_empty()));
     }
     if !pruned {
         return Ok(None);

@@ -63,6 +63,8 @@ pub struct Index {
     /// after the others (see `prefer_listed`).
     data_alt: Vec<Entry>,
     tree_alt: Vec<Entry>,
+    /// Index files left out because they failed verification (see `Index::load`).
+    damaged: Vec<Id>,
 }
 
 /// A pack the index names that the store lacks or holds shorter than the index requires.
@@ -135,7 +137,13 @@ impl Index {
             let bad = idx.damaged_packs(&repo.pack_sizes()?);
             idx.rank_packs(&bad, false);
         }
+        idx.damaged = loaded.damaged.iter().map(|(id, _)| *id).collect();
         Ok((idx, loaded.damaged))
+    }
+
+    /// Stored index files left out because they failed verification.
+    pub fn damaged_files(&self) -> &[Id] {
+        &self.damaged
     }
 
     /// Packs whose stored size (from one listing of data/) is missing or below what the index
@@ -333,6 +341,7 @@ impl IndexBuilder {
             tree: self.tree,
             files: Vec::new(),
             superseded: Vec::new(),
+            damaged: Vec::new(),
             data_alt,
             tree_alt,
         }
