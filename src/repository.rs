@@ -145,7 +145,8 @@ impl Repository {
         opts.kdf.check()?;
         match be.read(FileType::Config, "config") {
             Ok(_) => return Err(Error::RepoExists(be.location())),
-            Err(e) if e.is_not_found() => {}
+            // cista does not create buckets: a missing one is named before anything else.
+            Err(e) if e.is_not_found() => be.probe()?,
             Err(e) => return Err(e),
         }
         refuse_existing_objects(&*be)?;

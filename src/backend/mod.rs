@@ -144,8 +144,8 @@ pub(crate) fn read_local_object(
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A human-readable location for messages.
     fn location(&self) -> String;
-    /// Prepares an empty repository location (directories on disk; on object stores, checks
-    /// that the bucket exists, since cista does not create buckets).
+    /// Prepares an empty repository location (directories on disk; nothing on object stores,
+    /// where `init` probes that the bucket exists: cista does not create buckets).
     fn create(&self) -> Result<()>;
     /// Tells a missing bucket or container (`Error::ContainerNotFound`) from a missing
     /// repository: called when `config` is not found, so it costs nothing on success.

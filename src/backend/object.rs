@@ -375,7 +375,7 @@ impl Backend for ObjectStoreBackend {
     }
 
     fn create(&self) -> Result<()> {
-        self.probe()
+        Ok(())
     }
 
     fn probe(&self) -> Result<()> {
