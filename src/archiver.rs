@@ -497,6 +497,7 @@ impl<'a> Archiver<'a> {
             return Ok(());
         }
         let p = w.finish(self.repo.keys());
+        crate::pack::cache_trees(self.repo, &p);
         if let Some(u) = &self.packer.uploads {
             u.send(p)?;
         } else {

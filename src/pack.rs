@@ -239,6 +239,16 @@ fn fill_tree_cache(repo: &Repository, pack: &PackId, dir: &std::path::Path) -> b
     })
 }
 
+/// Writes through the tree cache: the trees of a pack this process stores go into the cache
+/// too, so the next backup on this host reads nothing remote for its parent's trees.
+pub(crate) fn cache_trees(repo: &Repository, p: &FinishedPack) {
+    let Some(dir) = repo.tree_cache() else { return };
+    for e in p.entries.iter().filter(|e| e.ty == BlobType::Tree) {
+        let sealed = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
+        crate::backend::cache_put_file(&dir.join(e.id.to_hex()), sealed);
+    }
+}
+
 /// Stores every tree blob of a whole pack in the cache directory `dir`, sealed as stored.
 pub(crate) fn cache_tree_blobs(keys: &Keys, pack: &[u8], dir: &std::path::Path) -> Result<()> {
     let id = Id::of_bytes(pack);

@@ -35,10 +35,6 @@ fn latest_tree(env: &Env) -> String {
     last["tree"].as_str().unwrap().to_string()
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Backs up `src` through the CLI without the local cache (a cached tree would hide the
 /// damage from the backup); asserts exit 0 and returns stderr.
 fn backup_ok(env: &Env, src: &Path) -> String {

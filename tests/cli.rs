@@ -278,10 +278,6 @@ fn bare_cmd(env: &Env, args: &[&str]) -> std::process::Command {
     c
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Regression (issue 10, item 2): `CISTA_PASSWORD= cista init` created a repository with an
 /// empty password, and a password command printing nothing opened one.
 #[test]

@@ -26,10 +26,6 @@ fn sealed_junk(kind: u8, seed: u64) -> Vec<u8> {
     b
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn snapshot_count(env: &Env) -> usize {
     env.json(&["snapshots"]).as_array().unwrap().len()
 }

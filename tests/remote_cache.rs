@@ -86,3 +86,23 @@ fn a_cold_ls_fetches_tree_packs_whole_not_tree_by_tree() {
     assert_eq!((warm["GET"], warm["range GET"]), (2, 0), "{warm:?}");
     eprintln!("cold {cold:?} warm {warm:?}");
 }
+
+#[test]
+fn a_second_backup_on_the_same_host_reads_nothing_remote_for_its_parent() {
+    let env = Env::s3("second-backup");
+    let src = env.path("src");
+    for d in 0..50 {
+        write(&src.join(format!("d{d}/f")), format!("{d}").as_bytes());
+    }
+    env.backup(&[&src]);
+    write(&src.join("d7/f"), b"changed");
+    let o = env.run(&["-v", "backup", src.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let r = requests(&err);
+    // The config and the key file; the parent's snapshot, index and trees come from the
+    // cache the first backup wrote through.
+    assert_eq!((r["GET"], r["range GET"]), (2, 0), "{r:?}");
+    let v = env.json(&["snapshots"]);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+}

@@ -20,6 +20,11 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// A finished command's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// A temporary directory holding a repository and whatever else a test needs.
 pub struct Env {
     pub dir: tempfile::TempDir,
