@@ -100,6 +100,7 @@ impl Index {
         for (id, e) in &damaged {
             crate::repository::warn_skipped("index file", id, e);
         }
+        crate::pack::clean_tree_cache(repo, &idx);
         Ok(idx)
     }
 

@@ -168,69 +168,69 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
         what: ty.blob_name(),
         id: id.to_hex(),
     })?;
-    let cache = repo
-        .tree_cache()
-        .filter(|_| ty == BlobType::Tree)
-        .map(|d| d.join(id.to_hex()));
-    if let Some(p) = &cache {
-        if let Some(raw) = open_cached(repo, ty, id, p) {
+    if let Some(dir) = repo.tree_cache().filter(|_| ty == BlobType::Tree) {
+        if let Some(raw) = read_cached(repo, ty, id, &loc, dir) {
             return Ok(raw);
         }
         // A cold cache: one request for every tree the pack holds, not one per tree (a walk
         // needs most of them, and a round trip to a store costs 10-50 ms). Trees live in their
         // own packs, so this fetches no file data.
-        let dir = p.parent().expect("cache entries sit in a directory");
         if fill_tree_cache(repo, &loc.pack, dir) {
-            if let Some(raw) = open_cached(repo, ty, id, p) {
+            if let Some(raw) = read_cached(repo, ty, id, &loc, dir) {
                 return Ok(raw);
             }
         }
     }
-    let (sealed, raw) = match read_sealed_at(repo, ty, id, &loc) {
-        Ok(r) => r,
+    match read_blob_at(repo, ty, id, &loc) {
+        Ok(raw) => Ok(raw),
         // A blob stored again (a backup re-uploads what it found damaged) has further copies.
         Err(e) => index
             .alternates(ty, id)
             .iter()
-            .find_map(|l| read_sealed_at(repo, ty, id, l).ok())
-            .ok_or(e)?,
-    };
-    if let Some(p) = &cache {
-        crate::backend::cache_put_file(p, &sealed);
+            .find_map(|l| read_blob_at(repo, ty, id, l).ok())
+            .ok_or(e),
     }
-    Ok(raw)
 }
 
-/// The cached copy of a blob, opened: that re-checks the key and the id, so a damaged entry
-/// is removed and reported as absent.
-fn open_cached(
+/// A blob from the cached copy of its pack, opened: that re-checks the key and the id, so a
+/// damaged or short cached pack is removed and the blob reported as absent.
+fn read_cached(
     repo: &Repository,
     ty: BlobType,
     id: &BlobId,
-    p: &std::path::Path,
+    loc: &BlobLocation,
+    dir: &std::path::Path,
 ) -> Option<Vec<u8>> {
-    let sealed = std::fs::read(p).ok()?;
-    match format::open_blob(repo.keys(), ty, id, &sealed) {
-        Ok(raw) => Some(raw),
-        Err(_) => {
-            let _ = std::fs::remove_file(p);
-            None
-        }
+    use std::os::unix::fs::FileExt;
+    let p = dir.join(loc.pack.to_hex());
+    let f = std::fs::File::open(&p).ok()?;
+    let mut sealed = vec![0u8; loc.length as usize];
+    let opened = f
+        .read_exact_at(&mut sealed, loc.offset as u64)
+        .ok()
+        .and_then(|()| open_blob_at(repo, ty, id, loc, &sealed).ok());
+    if opened.is_none() {
+        let _ = std::fs::remove_file(&p);
     }
+    opened
 }
 
-/// Fetches a tree pack whole and stores each of its tree blobs in the cache directory `dir`;
-/// false when that failed (the caller then reads the one blob it needs). Each pack is fetched
-/// at most once per process: threads that want the same pack wait for the first one.
+/// Fetches a tree pack whole into the cache directory `dir`; false when that failed (the
+/// caller then reads the one blob it needs). Each pack is fetched at most once per process:
+/// threads that want the same pack wait for the first one.
 fn fill_tree_cache(repo: &Repository, pack: &PackId, dir: &std::path::Path) -> bool {
     let once = repo.tree_pack_fetch(pack);
     *once.get_or_init(|| {
-        let fetched = repo
-            .backend()
-            .read(FileType::Pack, &pack.to_hex())
-            .and_then(|bytes| cache_tree_blobs(repo.keys(), &bytes, dir));
-        match fetched {
-            Ok(()) => true,
+        match repo.backend().read(FileType::Pack, &pack.to_hex()) {
+            // Named by its hash: a pack that arrived whole is the pack.
+            Ok(bytes) if Id::of_bytes(&bytes) == *pack => {
+                crate::backend::cache_put_file(&dir.join(pack.to_hex()), &bytes);
+                true
+            }
+            Ok(_) => {
+                tracing::debug!("tree pack {pack} does not hash to its name");
+                false
+            }
             Err(e) => {
                 tracing::debug!("fetching tree pack {pack} whole failed: {e}");
                 false
@@ -239,27 +239,34 @@ fn fill_tree_cache(repo: &Repository, pack: &PackId, dir: &std::path::Path) -> b
     })
 }
 
-/// Writes through the tree cache: the trees of a pack this process stores go into the cache
-/// too, so the next backup on this host reads nothing remote for its parent's trees.
-pub(crate) fn cache_trees(repo: &Repository, p: &FinishedPack) {
+/// Removes cached packs no index file names any more (pruned, or written by a backup that
+/// never stored its index), as restic's cache cleanup does: the cache stays bounded by the
+/// repository's tree packs.
+pub(crate) fn clean_tree_cache(repo: &Repository, index: &Index) {
     let Some(dir) = repo.tree_cache() else { return };
-    for e in p.entries.iter().filter(|e| e.ty == BlobType::Tree) {
-        let sealed = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
-        crate::backend::cache_put_file(&dir.join(e.id.to_hex()), sealed);
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut known: Option<std::collections::HashSet<PackId>> = None;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.parse::<Id>().ok()) else {
+            continue;
+        };
+        let known = known.get_or_insert_with(|| index.packs().iter().copied().collect());
+        if !known.contains(&id) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
-/// Stores every tree blob of a whole pack in the cache directory `dir`, sealed as stored.
-pub(crate) fn cache_tree_blobs(keys: &Keys, pack: &[u8], dir: &std::path::Path) -> Result<()> {
-    let id = Id::of_bytes(pack);
-    let bad = |e| Error::corrupt("pack", id, e);
-    let (area, header) = format::split_pack(pack).map_err(bad)?;
-    let entries = format::open_pack_header(keys, header, area.len() as u64).map_err(bad)?;
-    for e in entries.iter().filter(|e| e.ty == BlobType::Tree) {
-        let sealed = &area[e.offset as usize..(e.offset + e.length) as usize];
-        crate::backend::cache_put_file(&dir.join(e.id.to_hex()), sealed);
+/// Writes through the tree cache: a tree pack this process stores goes into the cache too,
+/// so the next backup on this host reads nothing remote for its parent's trees.
+pub(crate) fn cache_trees(repo: &Repository, p: &FinishedPack) {
+    let Some(dir) = repo.tree_cache() else { return };
+    if p.entries.iter().any(|e| e.ty == BlobType::Tree) {
+        crate::backend::cache_put_file(&dir.join(p.id.to_hex()), &p.bytes);
     }
-    Ok(())
 }
 
 #[cfg(test)]

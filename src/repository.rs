@@ -185,15 +185,27 @@ impl Repository {
     }
 
     /// Keeps index files, snapshots, key files and tree blobs in a local cache under
-    /// `dir/<repository id>`, so that commands on a remote repository read them only once.
+    /// `dir/<repository id>`, so that commands on a remote repository read them only once. A
+    /// cache directory that cannot be written is warned about and not used: the command goes
+    /// on reading everything from the repository.
     pub fn with_cache(mut self, dir: &std::path::Path) -> Repository {
         let d = dir.join(self.config.id.to_hex());
-        crate::backend::make_repo_cache_private(&d);
+        if let Err(e) = crate::backend::prepare_repo_cache(&d) {
+            tracing::warn!(
+                "cache directory {} cannot be written ({e}): going on without a cache",
+                d.display()
+            );
+            return self;
+        }
         self.be = Arc::new(crate::backend::CacheBackend::new(
             self.be.clone(),
             d.clone(),
         ));
-        self.tree_cache = Some(d.join("trees"));
+        // Tree packs, whole, as stored: a cold walk fills the cache with one file per pack,
+        // not one per tree (thousands of small files cost more to create than to fetch).
+        // `trees/`, one file per tree, is how earlier versions cached them.
+        let _ = std::fs::remove_dir_all(d.join("trees"));
+        self.tree_cache = Some(d.join("packs"));
         self
     }
 

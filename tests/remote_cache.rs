@@ -106,3 +106,127 @@ fn a_second_backup_on_the_same_host_reads_nothing_remote_for_its_parent() {
     let v = env.json(&["snapshots"]);
     assert_eq!(v.as_array().unwrap().len(), 2);
 }
+
+/// The repository's directory in a cache (named by the repository id).
+fn repo_cache(env: &Env, cache: &str) -> std::path::PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(env.path(cache))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != "key-hints")
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+#[test]
+fn a_wiped_or_damaged_cache_is_refilled_and_never_trusted() {
+    let env = Env::s3("damaged-cache");
+    let src = env.path("src");
+    small_tree(&src);
+    let meta = snapshot_meta(&src);
+    env.backup(&[&src]);
+    // Wiped between runs.
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    restore_latest_matches(&env, "r1", &meta, &src);
+    // Every cached entry damaged (its middle byte flipped): each is noticed, dropped and
+    // fetched again.
+    let dir = repo_cache(&env, "cache");
+    let mut damaged = 0;
+    for sub in ["snapshots", "index", "packs"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            let mut b = std::fs::read(&p).unwrap();
+            let mid = b.len() / 2;
+            b[mid] ^= 1;
+            std::fs::write(&p, &b).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged >= 3, "{damaged}");
+    restore_latest_matches(&env, "r2", &meta, &src);
+    env.ok(&["check"]);
+    // The entries were replaced by good copies: a warm ls reads no tree remotely.
+    let warm = ls_counts(&env, "cache");
+    assert_eq!(warm["range GET"], 0, "{warm:?}");
+}
+
+fn ls_counts(env: &Env, cache: &str) -> std::collections::HashMap<String, u64> {
+    let o = env.run(&[
+        "-v",
+        "--cache-dir",
+        env.path(cache).to_str().unwrap(),
+        "ls",
+        "latest",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    requests(&err)
+}
+
+#[test]
+fn one_cache_serves_two_repositories_apart() {
+    let a = Env::s3("shared-cache-a");
+    let b = Env::s3("shared-cache-b");
+    // Both use a's cache directory.
+    let shared = a.path("cache");
+    let run = |env: &Env, args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("CISTA_CACHE_DIR", &shared);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let (sa, sb) = (a.path("src"), b.path("src"));
+    write(&sa.join("only-in-a"), b"a");
+    write(&sb.join("only-in-b"), b"b");
+    run(&a, &["backup", sa.to_str().unwrap()]);
+    run(&b, &["backup", sb.to_str().unwrap()]);
+    let (la, lb) = (run(&a, &["ls", "latest"]), run(&b, &["ls", "latest"]));
+    assert!(
+        la.contains("only-in-a") && !la.contains("only-in-b"),
+        "{la}"
+    );
+    assert!(
+        lb.contains("only-in-b") && !lb.contains("only-in-a"),
+        "{lb}"
+    );
+    let repos = std::fs::read_dir(&shared)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "key-hints")
+        .count();
+    assert_eq!(repos, 2);
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_is_warned_about_and_left_out() {
+    let env = Env::s3("unwritable-cache");
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    // A path below a regular file cannot become a directory, whoever runs the test (root
+    // writes through a read-only mode, not through this).
+    write(&env.path("not-a-dir"), b"x");
+    let bad = env.path("not-a-dir/cache");
+    for args in [&["ls", "latest"][..], &["backup", src.to_str().unwrap()]] {
+        let o = env.cmd(args).env("CISTA_CACHE_DIR", &bad).output().unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(err.contains("going on without a cache"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn cached_tree_packs_no_index_names_are_removed() {
+    let env = Env::s3("cache-cleanup");
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    let packs = repo_cache(&env, "cache").join("packs");
+    let stray = packs.join("ab".repeat(32));
+    std::fs::write(&stray, b"a pack pruned long ago").unwrap();
+    let kept = std::fs::read_dir(&packs).unwrap().count() - 1;
+    assert!(kept >= 1);
+    env.ok(&["ls", "latest"]);
+    assert!(!stray.exists());
+    assert_eq!(std::fs::read_dir(&packs).unwrap().count(), kept);
+}

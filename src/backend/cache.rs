@@ -32,20 +32,25 @@ pub(crate) fn make_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// Makes the cache directory of one repository private, tightening one an older cista made
-/// with the umask's mode. Only a directory named by repository id is changed: the base
-/// (`CISTA_CACHE_DIR`, say) may be the operator's own.
-pub(crate) fn make_repo_cache_private(dir: &Path) {
+/// Makes the cache directory of one repository ready: created private, or tightened to 0700
+/// when an older cista made it with the umask's mode (only a directory named by repository id
+/// is changed: the base, `CISTA_CACHE_DIR` say, may be the operator's own), then proved
+/// writable with a scratch file, so a cache that cannot be written is known up front.
+pub(crate) fn prepare_repo_cache(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     match fs::metadata(dir) {
         Ok(m) if m.permissions().mode() & 0o077 != 0 => {
-            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?
         }
         Ok(_) => {}
-        Err(_) => {
-            let _ = make_private_dir(dir);
-        }
+        Err(_) => make_private_dir(dir)?,
     }
+    let probe = dir.join(format!(
+        ".probe-{}",
+        hex::encode(crate::crypto::random_bytes::<8>())
+    ));
+    fs::File::create(&probe)?;
+    fs::remove_file(&probe)
 }
 
 /// Stores `data` under `path` atomically, readable by this user only (0600); failures only

@@ -9,7 +9,7 @@ mod mem;
 mod object;
 
 pub use cache::{default_cache_dir, CacheBackend};
-pub(crate) use cache::{make_repo_cache_private, put_file as cache_put_file};
+pub(crate) use cache::{prepare_repo_cache, put_file as cache_put_file};
 pub use counting::{Counting, RequestCounts, RequestStats};
 pub use limit::Limited;
 
