@@ -267,6 +267,18 @@ enum Cmd {
         /// Its new value (on/off).
         value: Option<String>,
     },
+    /// List the local caches of remote repositories, or remove old ones (--cleanup).
+    Cache {
+        /// Remove caches not used for --max-age days.
+        #[arg(long)]
+        cleanup: bool,
+        /// Age in days after which a cache counts as old.
+        #[arg(long, default_value_t = 30)]
+        max_age: u64,
+        /// Do not compute the size of each cache.
+        #[arg(long)]
+        no_size: bool,
+    },
     /// Remove stale locks.
     Unlock {
         /// Remove all locks, even live ones.
@@ -1096,6 +1108,11 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Cmd::Cache {
+            cleanup,
+            max_age,
+            no_size,
+        } => cache_cmd(cli, *cleanup, *max_age, *no_size),
         Cmd::Unlock { remove_all } => {
             let repo = open(cli)?;
             let n = lock::unlock(&repo, *remove_all)?;
@@ -1493,6 +1510,59 @@ fn select_snapshots(
         }
     }
     Ok(out)
+}
+
+/// `cista cache`: restic's command of the same name. Needs no repository.
+fn cache_cmd(cli: &Cli, cleanup: bool, max_age_days: u64, no_size: bool) -> Result<u8> {
+    let base = cli
+        .cache_dir
+        .clone()
+        .or_else(cista::backend::default_cache_dir)
+        .ok_or_else(|| anyhow!("no cache directory: set CISTA_CACHE_DIR or --cache-dir"))?;
+    let max_age = std::time::Duration::from_secs(max_age_days.saturating_mul(86_400));
+    if cleanup {
+        let removed = cista::backend::remove_old_caches(&base, max_age)?;
+        if cli.json {
+            print_json(&serde_json::json!({"message_type": "cache_cleanup", "removed": removed}))?;
+        } else if !cli.quiet {
+            for c in &removed {
+                println!(
+                    "removed {} (last used {} days ago)",
+                    c.path.display(),
+                    c.age().as_secs() / 86_400
+                );
+            }
+            println!(
+                "removed {} old cache(s) from {}",
+                removed.len(),
+                base.display()
+            );
+        }
+        return Ok(0);
+    }
+    let caches = cista::backend::list_caches(&base, !no_size)?;
+    if cli.json {
+        return print_json(&caches).map(|_| 0);
+    }
+    println!(
+        "{:<12} {:>10} {:>4} {:>12}",
+        "repo id", "last used", "old", "size"
+    );
+    for c in &caches {
+        let days = c.age().as_secs() / 86_400;
+        let size = c.size.map_or(String::new(), |b| {
+            format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+        });
+        println!(
+            "{:<12} {:>8} d {:>4} {:>12}",
+            &c.id[..8],
+            days,
+            if c.age() > max_age { "yes" } else { "" },
+            size
+        );
+    }
+    println!("{} cache(s) in {}", caches.len(), base.display());
+    Ok(0)
 }
 
 /// The snapshots `forget ID...` removes. A snapshot file that fails verification is removed

@@ -218,3 +218,32 @@ fn cached_tree_packs_no_index_names_are_removed() {
     assert!(!stray.exists());
     assert_eq!(std::fs::read_dir(&packs).unwrap().count(), kept);
 }
+
+#[test]
+fn cache_lists_caches_and_cleanup_removes_old_ones() {
+    let env = Env::s3("cache-command");
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    let current = repo_cache(&env, "cache");
+    let old = env.path("cache").join("ef".repeat(32));
+    write(&old.join("index").join("12".repeat(32)), b"stale");
+    let forty_days = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    filetime::set_file_mtime(&old, filetime::FileTime::from_system_time(forty_days)).unwrap();
+
+    let v = env.json(&["cache"]);
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    // Oldest use first, each with its size; key-hints/ is not a repository's cache.
+    assert_eq!(ids, ["ef".repeat(32), current.file_name().unwrap().to_str().unwrap().to_string()]);
+    assert!(v[0]["size"].as_u64().unwrap() >= 5 && v[1]["size"].as_u64().unwrap() > 100);
+
+    let out = env.ok(&["cache", "--cleanup"]);
+    assert!(out.contains("removed 1 old cache"), "{out}");
+    assert!(!old.exists() && current.exists());
+    env.ok(&["ls", "latest"]);
+}

@@ -178,3 +178,83 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("cista"))
 }
+
+/// One repository's directory in a cache base directory.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CacheDir {
+    /// The repository id (the directory's name).
+    pub id: String,
+    pub path: PathBuf,
+    /// When a command last used it (the directory's mtime: opening a repository writes and
+    /// removes a scratch file there).
+    #[serde(serialize_with = "serialize_time")]
+    pub last_used: std::time::SystemTime,
+    /// Bytes of the files below it; `None` when not asked for.
+    pub size: Option<u64>,
+}
+
+fn serialize_time<S: serde::Serializer>(
+    t: &std::time::SystemTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let ts = jiff::Timestamp::try_from(*t).map_err(serde::ser::Error::custom)?;
+    s.serialize_str(&ts.to_string())
+}
+
+impl CacheDir {
+    /// How long ago it was last used (zero for a time in the future).
+    pub fn age(&self) -> std::time::Duration {
+        self.last_used.elapsed().unwrap_or_default()
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(p) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The repository caches under `base` (directories named by a repository id), oldest use
+/// first; with `sizes`, each one's size too. A missing base has none.
+pub fn list_caches(base: &Path, sizes: bool) -> Result<Vec<CacheDir>> {
+    let rd = match fs::read_dir(base) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::Error::io("list cache directory", base, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(m) = e.metadata() else { continue };
+        if !m.is_dir() || !super::is_object_name(&name) {
+            continue;
+        }
+        out.push(CacheDir {
+            id: name,
+            path: e.path(),
+            last_used: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+            size: sizes.then(|| dir_size(&e.path())),
+        });
+    }
+    out.sort_by_key(|c| c.last_used);
+    Ok(out)
+}
+
+/// Removes the repository caches under `base` not used for longer than `max_age`; returns
+/// what it removed. A cache is only a copy: the next command on that repository refills it.
+pub fn remove_old_caches(base: &Path, max_age: std::time::Duration) -> Result<Vec<CacheDir>> {
+    let mut removed = Vec::new();
+    for c in list_caches(base, false)? {
+        if c.age() > max_age {
+            fs::remove_dir_all(&c.path)
+                .map_err(|e| crate::Error::io("remove cache directory", &c.path, e))?;
+            removed.push(c);
+        }
+    }
+    Ok(removed)
+}

@@ -8,7 +8,7 @@ mod local;
 mod mem;
 mod object;
 
-pub use cache::{default_cache_dir, CacheBackend};
+pub use cache::{default_cache_dir, list_caches, remove_old_caches, CacheBackend, CacheDir};
 pub(crate) use cache::{prepare_repo_cache, put_file as cache_put_file};
 pub use counting::{Counting, RequestCounts, RequestStats};
 pub use limit::Limited;
