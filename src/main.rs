@@ -540,6 +540,18 @@ fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
 static REQUESTS: std::sync::Mutex<Vec<(String, Arc<cista::backend::RequestStats>)>> =
     std::sync::Mutex::new(Vec::new());
 
+/// What the repository's store (the first one opened) was asked so far, for `--json`
+/// summaries: the numbers `-v` prints.
+fn store_requests() -> serde_json::Value {
+    REQUESTS
+        .lock()
+        .unwrap()
+        .first()
+        .map_or(serde_json::Value::Null, |(_, s)| {
+            serde_json::to_value(s.counts()).unwrap_or_default()
+        })
+}
+
 fn print_requests() {
     for (loc, stats) in REQUESTS.lock().unwrap().iter() {
         eprintln!("requests to {loc}: {}", stats.counts());
@@ -972,6 +984,7 @@ fn run(cli: &Cli) -> Result<u8> {
             if cli.json {
                 print_json(&serde_json::json!({
                     "message_type": "summary",
+                    "requests": store_requests(),
                     "snapshot_id": id,
                     "files_restored": sum.files,
                     "dirs_restored": sum.dirs,
@@ -1072,6 +1085,7 @@ fn run(cli: &Cli) -> Result<u8> {
             if cli.json {
                 print_json(&serde_json::json!({
                     "message_type": "summary",
+                    "requests": store_requests(),
                     "ok": rep.ok(),
                     "errors": rep.errors,
                     "notes": rep.notes,
@@ -1204,6 +1218,7 @@ fn backup(cli: &Cli, a: &BackupArgs) -> Result<u8> {
             "parent": res.snapshot.parent,
             "errors": res.warnings.len(),
             "dry_run": a.dry_run,
+            "requests": store_requests(),
         }))?;
     } else if !cli.quiet {
         println!(

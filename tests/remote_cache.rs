@@ -106,6 +106,12 @@ fn a_second_backup_on_the_same_host_reads_nothing_remote_for_its_parent() {
     assert_eq!((r["GET"], r["range GET"]), (2, 0), "{r:?}");
     let v = env.json(&["snapshots"]);
     assert_eq!(v.as_array().unwrap().len(), 2);
+    // The same numbers in the JSON summary.
+    write(&src.join("d8/f"), b"changed too");
+    let sum = env.backup(&[&src]);
+    assert_eq!(sum["requests"]["get"], 2, "{sum}");
+    assert_eq!(sum["requests"]["range_get"], 0, "{sum}");
+    assert!(sum["requests"]["put"].as_u64().unwrap() >= 3, "{sum}");
 }
 
 /// The repository's directory in a cache (named by the repository id).
@@ -239,7 +245,13 @@ fn cache_lists_caches_and_cleanup_removes_old_ones() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     // Oldest use first, each with its size; key-hints/ is not a repository's cache.
-    assert_eq!(ids, ["ef".repeat(32), current.file_name().unwrap().to_str().unwrap().to_string()]);
+    assert_eq!(
+        ids,
+        [
+            "ef".repeat(32),
+            current.file_name().unwrap().to_str().unwrap().to_string()
+        ]
+    );
     assert!(v[0]["size"].as_u64().unwrap() >= 5 && v[1]["size"].as_u64().unwrap() > 100);
 
     let out = env.ok(&["cache", "--cleanup"]);
