@@ -123,10 +123,11 @@ impl Index {
 
     fn load_files(repo: &Repository) -> Result<(Index, Vec<(Id, Error)>)> {
         let ids = repo.list_ids(FileType::Index)?;
-        let got: Vec<(Id, Result<IndexFile>)> = ids
-            .par_iter()
-            .map(|id| (*id, load_index_file(repo, id)))
-            .collect();
+        let got: Vec<(Id, Result<IndexFile>)> = repo.in_flight(|| {
+            ids.par_iter()
+                .map(|id| (*id, load_index_file(repo, id)))
+                .collect()
+        });
         let loaded = crate::repository::Loaded::sort_out(got)?;
         let (active, superseded) = split_superseded(loaded.ok.into_iter());
         let mut idx = Index::from_files(active.iter().map(|(_, f)| f));

@@ -497,26 +497,28 @@ pub fn prune(
     // Index files before packs; every delete first checks the lock is still held.
     for doomed in [doomed_index, doomed_packs] {
         let be = repo.backend();
-        let outcome: Vec<Result<DeleteOutcome>> = doomed
-            .par_iter()
-            .map(|&(t, id, size)| {
-                let name = id.to_hex();
-                // A store that cannot say is treated as holding nothing: the delete then
-                // either works or is reported as failed.
-                if let Ok(Some(r)) = be.retention(t, &name) {
-                    return Ok(DeleteOutcome::Retained(RetainedObject {
-                        path: crate::backend::object_path(t, &name),
-                        size,
-                        retention: r,
-                    }));
-                }
-                check_lock()?;
-                Ok(match be.remove(t, &name) {
-                    Ok(()) => DeleteOutcome::Deleted(t, size),
-                    Err(e) => DeleteOutcome::Failed(format!("{e}")),
+        let outcome: Vec<Result<DeleteOutcome>> = repo.in_flight(|| {
+            doomed
+                .par_iter()
+                .map(|&(t, id, size)| {
+                    let name = id.to_hex();
+                    // A store that cannot say is treated as holding nothing: the delete then
+                    // either works or is reported as failed.
+                    if let Ok(Some(r)) = be.retention(t, &name) {
+                        return Ok(DeleteOutcome::Retained(RetainedObject {
+                            path: crate::backend::object_path(t, &name),
+                            size,
+                            retention: r,
+                        }));
+                    }
+                    check_lock()?;
+                    Ok(match be.remove(t, &name) {
+                        Ok(()) => DeleteOutcome::Deleted(t, size),
+                        Err(e) => DeleteOutcome::Failed(format!("{e}")),
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        });
         for o in outcome {
             match o? {
                 DeleteOutcome::Deleted(FileType::Index, _) => rep.index_files_deleted += 1,
