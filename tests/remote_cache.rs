@@ -85,7 +85,6 @@ fn a_cold_ls_fetches_tree_packs_whole_not_tree_by_tree() {
     // which names the cache directory, is known).
     let (_, warm) = ls(&env, "fresh-cache");
     assert_eq!((warm["GET"], warm["range GET"]), (2, 0), "{warm:?}");
-    eprintln!("cold {cold:?} warm {warm:?}");
 }
 
 #[test]
