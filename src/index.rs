@@ -60,7 +60,7 @@ pub struct Index {
     superseded: Vec<Id>,
     /// Further copies of blobs stored in more than one pack, sorted by id: a reader falls back
     /// on them when the first copy is damaged, and a copy in a missing or short pack is ranked
-    /// after the others (see `prefer_listed`).
+    /// after the others (see `rank_packs`).
     data_alt: Vec<Entry>,
     tree_alt: Vec<Entry>,
     /// Index files left out because they failed verification (see `Index::load`).
@@ -108,11 +108,8 @@ impl Index {
     /// delete the packs a damaged index file names as unreferenced.
     pub fn load_complete(repo: &Repository) -> Result<Index> {
         let (idx, damaged) = Index::load_files(repo)?;
-        crate::repository::Loaded::<()> {
-            ok: Vec::new(),
+        crate::repository::refuse_damaged(
             damaged,
-        }
-        .require_all(
             "index file",
             "prune needs every index file, or it would delete the packs a damaged one names; \
              if the file was not written by cista (it fails authentication), delete it from \

@@ -654,13 +654,7 @@ fn prompt_password(confirm: bool) -> Result<Vec<u8>> {
 fn open(cli: &Cli) -> Result<Repository> {
     let be = backend(cli)?;
     let pw = password(cli, false)?;
-    let cache = if cli.no_cache {
-        None
-    } else {
-        cli.cache_dir
-            .clone()
-            .or_else(cista::backend::default_cache_dir)
-    };
+    let cache = if cli.no_cache { None } else { cache_base(cli) };
     let opts = cista::OpenOptions {
         key_hint: cli.key_hint.clone(),
         hint_dir: cache.as_ref().map(|d| d.join("key-hints")),
@@ -1527,12 +1521,16 @@ fn select_snapshots(
     Ok(out)
 }
 
-/// `cista cache`: restic's command of the same name. Needs no repository.
-fn cache_cmd(cli: &Cli, cleanup: bool, max_age_days: u64, no_size: bool) -> Result<u8> {
-    let base = cli
-        .cache_dir
+/// The directory holding every repository's cache: `--cache-dir`, else the default.
+fn cache_base(cli: &Cli) -> Option<PathBuf> {
+    cli.cache_dir
         .clone()
         .or_else(cista::backend::default_cache_dir)
+}
+
+/// `cista cache`: restic's command of the same name. Needs no repository.
+fn cache_cmd(cli: &Cli, cleanup: bool, max_age_days: u64, no_size: bool) -> Result<u8> {
+    let base = cache_base(cli)
         .ok_or_else(|| anyhow!("no cache directory: set CISTA_CACHE_DIR or --cache-dir"))?;
     let max_age = std::time::Duration::from_secs(max_age_days.saturating_mul(86_400));
     if cleanup {

@@ -142,24 +142,13 @@ pub fn read_blob_at(
     id: &BlobId,
     loc: &BlobLocation,
 ) -> Result<Vec<u8>> {
-    read_sealed_at(repo, ty, id, loc).map(|(_, raw)| raw)
-}
-
-/// The sealed bytes of a blob and its verified plaintext.
-fn read_sealed_at(
-    repo: &Repository,
-    ty: BlobType,
-    id: &BlobId,
-    loc: &BlobLocation,
-) -> Result<(Vec<u8>, Vec<u8>)> {
     let sealed = repo.backend().read_range(
         FileType::Pack,
         &loc.pack.to_hex(),
         loc.offset as u64,
         loc.length as u64,
     )?;
-    let raw = open_blob_at(repo, ty, id, loc, &sealed)?;
-    Ok((sealed, raw))
+    open_blob_at(repo, ty, id, loc, &sealed)
 }
 
 /// Reads a blob through the index (and, for trees, the repository's cache).

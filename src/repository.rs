@@ -109,6 +109,7 @@ pub fn format_time(z: jiff::Zoned) -> String {
 /// snapshots/: a repository whose config was lost (or a half-deleted one) is not a fresh start.
 fn refuse_existing_objects(be: &dyn Backend) -> Result<()> {
     let mut found = Vec::new();
+    let mut keys = false;
     for t in [
         FileType::Key,
         FileType::Pack,
@@ -117,6 +118,7 @@ fn refuse_existing_objects(be: &dyn Backend) -> Result<()> {
     ] {
         let names = be.list(t)?;
         if let Some((first, _)) = names.first() {
+            keys |= t == FileType::Key;
             found.push(format!(
                 "{} object(s) in {}/ (e.g. {})",
                 names.len(),
@@ -128,7 +130,7 @@ fn refuse_existing_objects(be: &dyn Backend) -> Result<()> {
     if found.is_empty() {
         return Ok(());
     }
-    if found.len() == 1 && !be.list(FileType::Key)?.is_empty() {
+    if found.len() == 1 && keys {
         found[0].push_str(", which an interrupted init leaves behind: delete it to start over");
     }
     Err(Error::NotEmpty {
@@ -615,15 +617,25 @@ impl<T> Loaded<T> {
     /// Fails on the first damaged object, with what to do about it: for commands that would
     /// delete data on a partial view of the repository.
     pub fn require_all(self, what: &'static str, remedy: &'static str) -> Result<Vec<(Id, T)>> {
-        match self.damaged.into_iter().next() {
-            None => Ok(self.ok),
-            Some((id, e)) => Err(Error::Unreadable {
-                what,
-                id: id.to_hex(),
-                reason: e.to_string(),
-                remedy,
-            }),
-        }
+        refuse_damaged(self.damaged, what, remedy)?;
+        Ok(self.ok)
+    }
+}
+
+/// `Error::Unreadable` for the first of `damaged`, with `remedy`; `Ok` when there is none.
+pub(crate) fn refuse_damaged(
+    damaged: Vec<(Id, Error)>,
+    what: &'static str,
+    remedy: &'static str,
+) -> Result<()> {
+    match damaged.into_iter().next() {
+        None => Ok(()),
+        Some((id, e)) => Err(Error::Unreadable {
+            what,
+            id: id.to_hex(),
+            reason: e.to_string(),
+            remedy,
+        }),
     }
 }
 
