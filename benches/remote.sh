@@ -25,6 +25,13 @@
 #   APPEND=1                   keep earlier results in results.tsv
 #   PROXY_LOG=1                every request's line in $WORK/requests.log, under a "# tool delay
 #                              phase run" line per phase
+#   RESTORE_ROOT=/dev/shm/...  where restore_cold writes (default: a directory on /dev/shm when it
+#                              exists, else $WORK/runs). The bench measures the store, not the
+#                              target file system: on this machine's ext4, creating 10,000 files
+#                              soon after mass deletes costs 1-4 s of kernel time (ext4_create ->
+#                              recently_deleted) for either tool, varying run to run, which
+#                              drowned the difference between the tools. RESTORE_ROOT=$WORK/runs
+#                              measures on disk again.
 #
 # Per delay, run and tool (tools interleaved within a run), in a fresh bucket:
 #   init (not timed)
@@ -58,6 +65,9 @@ BIG_MB=${BIG_MB:-4}
 TOOLS=${TOOLS:-cista restic}
 NICE=${NICE:-0}
 RESULTS=$WORK/results.tsv
+if [ -z "${RESTORE_ROOT:-}" ]; then
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then RESTORE_ROOT=/dev/shm/cista-remote-restore.$$; else RESTORE_ROOT=$WORK/runs; fi
+fi
 TREE=$WORK/tree/data
 PASSWORD=remote-bench-password
 export CISTA_PASSWORD=$PASSWORD RESTIC_PASSWORD=$PASSWORD
@@ -72,7 +82,7 @@ export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 log() { printf '[remote %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-mkdir -p "$WORK"
+mkdir -p "$WORK" "$RESTORE_ROOT"
 # shellcheck disable=SC2317
 report() { python3 - "$RESULTS" "$TOOLS" <<'PY'
 import sys, statistics, collections
@@ -198,6 +208,7 @@ cleanup() {
         wait "$MOTO_PID" 2>/dev/null || true
         MOTO_PID=
     fi
+    case $RESTORE_ROOT in /dev/shm/cista-remote-restore.*) rm -rf "$RESTORE_ROOT" ;; esac
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -338,7 +349,7 @@ run_cista() {
         init) "$CISTA" "${g[@]}" init ;;
         backup) "$CISTA" "${g[@]}" backup "$TREE" ;;
         ls) "$CISTA" "${g[@]}" ls latest ;;
-        restore) "$CISTA" "${g[@]}" restore latest --target "$R/restore" ;;
+        restore) "$CISTA" "${g[@]}" restore latest --target "$RESTORE_ROOT/$(basename "$R")" ;;
         check) "$CISTA" "${g[@]}" check --read-data ;;
         forget) "$CISTA" "${g[@]}" forget --keep-last 1 --prune ;;
     esac
@@ -351,13 +362,13 @@ run_restic() {
         init) restic "${g[@]}" init --repository-version 2 ;;
         backup) restic "${g[@]}" backup "$TREE" ;;
         ls) restic "${g[@]}" ls latest ;;
-        restore) restic "${g[@]}" restore latest --target "$R/restore" ;;
+        restore) restic "${g[@]}" restore latest --target "$RESTORE_ROOT/$(basename "$R")" ;;
         check) restic "${g[@]}" check --read-data ;;
         forget) restic "${g[@]}" forget --keep-last 1 --prune ;;
     esac
 }
 export -f run_cista run_restic
-export CISTA TREE
+export CISTA TREE RESTORE_ROOT
 
 # measure TOOL DELAY PHASE RUN VERB RUNDIR: one row of results.tsv.
 measure() {
@@ -387,6 +398,7 @@ versions() {
     echo "cista: $("$CISTA" --version) ($CISTA_REV)"
     command -v restic >/dev/null && echo "restic: $(restic version)"
     echo "moto: $(python3 -c 'import moto; print(moto.__version__)'); python: $(python3 --version 2>&1)"
+    echo "restore target: $RESTORE_ROOT ($(df -T "$RESTORE_ROOT" 2>/dev/null | awk 'NR == 2 { print $2 }'))"
     echo "kernel: $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-); nproc: $(nproc); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
@@ -421,7 +433,7 @@ for d in $DELAYS; do
             rm -rf "$R/cache"
             measure "$t" "$d" restore_cold "$run" restore "$R"
             if [ "$run" = 1 ]; then
-                restored=$(find "$R/restore" -type d -path "*$TREE" | head -1)
+                restored=$(find "$RESTORE_ROOT/$(basename "$R")" -type d -path "*$TREE" | head -1)
                 if [ -n "$restored" ] && diff -r "$TREE" "$restored" >/dev/null; then
                     log "$t ${d}ms: restore matches the tree"
                 else
@@ -429,7 +441,7 @@ for d in $DELAYS; do
                     echo "$t ${d}ms run $run: restore differs from the tree" >>"$WORK/failed.txt"
                 fi
             fi
-            rm -rf "$R/restore"
+            rm -rf "${RESTORE_ROOT:?}/$(basename "$R")"
             measure "$t" "$d" check_read_data "$run" check "$R"
             measure "$t" "$d" forget_prune "$run" forget "$R"
             unstash

@@ -261,6 +261,29 @@ impl Index {
         &self.packs
     }
 
+    /// Every pack holding a tree blob (the packs a tree cache keeps), each once.
+    pub fn tree_packs(&self) -> Vec<PackId> {
+        let mut seen = vec![false; self.packs.len()];
+        for e in self.table(BlobType::Tree) {
+            seen[e.pack as usize] = true;
+        }
+        let mut v: Vec<PackId> = self
+            .tree_alt
+            .iter()
+            .map(|e| self.packs[e.pack as usize])
+            .collect();
+        v.extend(
+            self.packs
+                .iter()
+                .zip(seen)
+                .filter(|(_, s)| *s)
+                .map(|(p, _)| *p),
+        );
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     pub fn index_files(&self) -> &[Id] {
         &self.files
     }

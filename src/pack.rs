@@ -164,6 +164,7 @@ pub fn read_blob(repo: &Repository, index: &Index, ty: BlobType, id: &BlobId) ->
         // A cold cache: one request for every tree the pack holds, not one per tree (a walk
         // needs most of them, and a round trip to a store costs 10-50 ms). Trees live in their
         // own packs, so this fetches no file data.
+        prefetch_tree_packs(repo, index, dir);
         if fill_tree_cache(repo, &loc.pack, dir) {
             if let Some(raw) = read_cached(repo, ty, id, &loc, dir) {
                 return Ok(raw);
@@ -226,6 +227,39 @@ fn fill_tree_cache(repo: &Repository, pack: &PackId, dir: &std::path::Path) -> b
             }
         }
     })
+}
+
+/// On an object store, the first tree missing from the cache fetches every tree pack the cache
+/// lacks, `connections` at a time: a walk of a snapshot would otherwise wait one round trip and
+/// one pack's transfer per pack it reaches, one after another (a restore on a fresh machine
+/// needs them all). The cache keeps all tree packs anyway, as restic's does. At most
+/// `connections` packs are in memory at once. Local disk reads single blobs as cheaply.
+fn prefetch_tree_packs(repo: &Repository, index: &Index, dir: &std::path::Path) {
+    let n = repo.backend().connections();
+    if n == 0 {
+        return;
+    }
+    repo.tree_prefetch().get_or_init(|| {
+        let missing: Vec<PackId> = index
+            .tree_packs()
+            .into_iter()
+            .filter(|p| !dir.join(p.to_hex()).exists())
+            .collect();
+        if missing.len() < 2 {
+            return; // the caller's own fetch is all there is to do
+        }
+        tracing::debug!("fetching {} tree packs into the cache", missing.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..n.min(missing.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = missing.get(i) else { break };
+                    fill_tree_cache(repo, p, dir);
+                });
+            }
+        });
+    });
 }
 
 /// Removes cached packs no index file names any more (pruned, or written by a backup that

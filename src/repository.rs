@@ -59,6 +59,8 @@ pub struct Repository {
     tree_cache: Option<std::path::PathBuf>,
     /// Tree packs fetched whole into the tree cache by this process (see `pack::read_blob`).
     tree_packs: Arc<std::sync::Mutex<HashMap<Id, Arc<std::sync::OnceLock<bool>>>>>,
+    /// Set once this process has fetched every tree pack the cache lacked (`pack::read_blob`).
+    tree_prefetch: Arc<std::sync::OnceLock<()>>,
     /// Threads for many small requests at once on an object store (see `in_flight`).
     io_pool: Arc<std::sync::OnceLock<Option<rayon::ThreadPool>>>,
 }
@@ -185,6 +187,7 @@ impl Repository {
             chunker,
             tree_cache: None,
             tree_packs: Default::default(),
+            tree_prefetch: Default::default(),
             io_pool: Default::default(),
         }
     }
@@ -246,6 +249,11 @@ impl Repository {
             .entry(*pack)
             .or_default()
             .clone()
+    }
+
+    /// The once-per-process slot for fetching every tree pack the cache lacks.
+    pub(crate) fn tree_prefetch(&self) -> &std::sync::OnceLock<()> {
+        &self.tree_prefetch
     }
 
     /// Where tree blobs are cached, if anywhere.

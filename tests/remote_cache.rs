@@ -258,3 +258,52 @@ fn cache_lists_caches_and_cleanup_removes_old_ones() {
     assert!(!old.exists() && current.exists());
     env.ok(&["ls", "latest"]);
 }
+
+#[test]
+fn a_cold_walk_fetches_every_tree_pack_the_cache_lacks_at_once() {
+    let env = Env::s3("prefetch");
+    let src = env.path("src");
+    let mut ids = Vec::new();
+    // Three backups of different trees: each writes its own tree pack.
+    for round in 0..3 {
+        for d in 0..20 {
+            write(
+                &src.join(format!("d{d}/f{round}")),
+                format!("{round}/{d}").as_bytes(),
+            );
+        }
+        ids.push(
+            env.backup(&[&src])["snapshot_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // A cold `ls` of the oldest snapshot needs one tree pack, and brings all three (the
+    // snapshots listed first, so that they are cached too).
+    let cold = env.path("cold");
+    env.ok(&["--cache-dir", cold.to_str().unwrap(), "snapshots"]);
+    let o = env.run(&[
+        "-v",
+        "--cache-dir",
+        env.path("cold").to_str().unwrap(),
+        "ls",
+        &ids[0],
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let packs = repo_cache(&env, "cold").join("packs");
+    assert_eq!(std::fs::read_dir(&packs).unwrap().count(), 3);
+    // So the newer snapshots are walked without a request for a tree.
+    for id in &ids[1..] {
+        let o = env.run(&[
+            "-v",
+            "--cache-dir",
+            env.path("cold").to_str().unwrap(),
+            "ls",
+            id,
+        ]);
+        let r = requests(&stderr(&o));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!((r["GET"], r["range GET"]), (2, 0), "{id}: {r:?}");
+    }
+}
