@@ -44,7 +44,9 @@ pub mod lock;
 pub mod pack;
 pub mod prune;
 pub mod repository;
-pub mod restorer;
+pub mod restore;
+/// The former name of [`restore`], kept until the command layer replaces both.
+pub use restore as restorer;
 pub mod tree;
 
 pub use error::{Error, Result};

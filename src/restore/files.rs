@@ -1,0 +1,200 @@
+//! The regular files' contents: every blob they need is read once by pack, in ranged reads
+//! run in parallel, opened and verified, and handed to the writer for each place that needs
+//! it; then, with `--verify`, every file is read back.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::sync::atomic::Ordering::Relaxed;
+
+use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use super::dirs::Dirs;
+use super::runs::{plan_runs, Run};
+use super::writer::{Place, Slot, Writer};
+use super::{Fail, Item, RestoreOptions};
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::{BlobType, NodeKind};
+use crate::id::{BlobId, Id};
+use crate::index::{BlobLocation, Index};
+use crate::pack::open_blob_at;
+use crate::repository::Repository;
+
+/// Where every blob the files of `slots` need goes, by blob (each read once however many
+/// files or offsets need it), and the slots of empty files. A file whose blobs the index
+/// lacks, or whose blobs do not add up to its size, is reported and left out.
+#[allow(clippy::type_complexity)]
+fn place_blobs(
+    index: &Index,
+    items: &[Item],
+    slots: &[Slot],
+    fail: &Fail,
+) -> (HashMap<BlobId, (BlobLocation, Vec<Place>)>, Vec<usize>) {
+    let mut places: HashMap<BlobId, (BlobLocation, Vec<Place>)> = HashMap::new();
+    let mut empty = Vec::new();
+    for (si, slot) in slots.iter().enumerate() {
+        let node = &items[slot.item].node;
+        let locs: std::result::Result<Vec<BlobLocation>, &BlobId> = node
+            .content
+            .iter()
+            .map(|id| index.get(BlobType::Data, id).ok_or(id))
+            .collect();
+        let problem = match &locs {
+            Err(id) => Some(Error::NotFound {
+                what: BlobType::Data.blob_name(),
+                id: id.to_hex(),
+            }),
+            Ok(locs) => {
+                let total: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
+                (total != node.size).then(|| {
+                    Error::corrupt(
+                        "file",
+                        &items[slot.item].snap_path,
+                        format!("its blobs hold {total} bytes, the tree says {}", node.size),
+                    )
+                })
+            }
+        };
+        if let Some(e) = problem {
+            fail(&items[slot.item], "restore", &e);
+            continue;
+        }
+        let locs = locs.expect("an error is reported above");
+        if locs.is_empty() {
+            empty.push(si);
+            continue;
+        }
+        let mut offset = 0u64;
+        for (id, loc) in node.content.iter().zip(locs) {
+            places
+                .entry(*id)
+                .or_insert_with(|| (loc, Vec::new()))
+                .1
+                .push(Place { file: si, offset });
+            offset += loc.raw_len as u64;
+        }
+        slot.remaining.store(node.content.len(), Relaxed);
+    }
+    (places, empty)
+}
+
+/// Writes the content of the regular files `files` (indexes into `dirs.items`): every blob they
+/// need is read once, by pack in ranged reads, opened and verified, and written at each offset
+/// that needs it. Returns the files restored and their bytes.
+pub(super) fn write_files(
+    repo: &Repository,
+    index: &Index,
+    dirs: &Dirs,
+    files: &[usize],
+    opts: &RestoreOptions,
+    owner: bool,
+    fail: &Fail,
+) -> (u64, u64) {
+    let w = Writer::new(dirs, files, owner, fail);
+    let (places, empty) = place_blobs(index, dirs.items, &w.slots, fail);
+    empty.par_iter().for_each(|&si| w.create_empty(si));
+    let runs = plan_runs(places.iter().map(|(id, (loc, _))| (*id, *loc)).collect());
+    // An object store answers each ranged read after a round trip: `in_flight` keeps
+    // 2 x `connections` reads going rather than one per core.
+    repo.in_flight(|| {
+        runs.par_iter()
+            .for_each(|run| read_run(repo, run, &places, opts.sparse, &w))
+    });
+    w.totals()
+}
+
+/// Reads one run, opens and verifies each blob in it, and hands it to every place that needs
+/// it (or the error, so that those files are reported and removed).
+fn read_run(
+    repo: &Repository,
+    run: &Run,
+    places: &HashMap<BlobId, (BlobLocation, Vec<Place>)>,
+    sparse: bool,
+    w: &Writer,
+) {
+    let sealed = repo.backend().read_range(
+        FileType::Pack,
+        &run.pack.to_hex(),
+        run.start,
+        run.end - run.start,
+    );
+    for (id, loc) in &run.blobs {
+        let at = (loc.offset as u64 - run.start) as usize;
+        let raw = sealed.as_ref().map_err(|e| e.to_string()).and_then(|s| {
+            let sealed = &s[at..at + loc.length as usize];
+            open_blob_at(repo, BlobType::Data, id, loc, sealed).map_err(|e| e.to_string())
+        });
+        let targets = &places[id].1;
+        match &raw {
+            Ok(raw) => {
+                let zero = sparse && raw.iter().all(|&b| b == 0);
+                for p in targets {
+                    w.put(p, Ok((raw, zero)));
+                }
+            }
+            Err(e) => {
+                for p in targets {
+                    w.put(p, Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Reads every restored regular file back (`--verify`); returns how many matched.
+pub(super) fn verify_files(dirs: &Dirs, fail: &Fail) -> u64 {
+    let items = dirs.items;
+    let failed: Vec<(usize, Error)> = items
+        .par_iter()
+        .enumerate()
+        .filter(|(_, it)| it.node.kind == NodeKind::File)
+        .filter_map(|(i, it)| verify_file(dirs, it).err().map(|e| (i, e)))
+        .collect();
+    for (i, e) in &failed {
+        fail(&items[*i], "verify", e);
+    }
+    let files = items
+        .iter()
+        .filter(|i| i.node.kind == NodeKind::File)
+        .count();
+    (files - failed.len()) as u64
+}
+
+/// Re-reads a restored file, opened by name in its directory's descriptor without following
+/// a symlink, and checks its whole-content digest.
+pub(super) fn verify_file(dirs: &Dirs, it: &Item) -> Result<()> {
+    let dir = dirs.parent_of(it)?;
+    let (node, path, name) = (&it.node, &it.dest, it.node.name.as_slice());
+    // O_NONBLOCK: a FIFO swapped in after the restore is read as empty instead of blocking.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    // O_NOATIME: reading back must not undo the atime just restored.
+    let fd = match rustix::fs::openat(&dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(Errno::PERM) => rustix::fs::openat(&dir, name, flags, Mode::empty()),
+        r => r,
+    }
+    .map_err(|e| Error::io("open", path, e.into()))?;
+    let mut f = File::from(fd);
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    let got = Id(*h.finalize().as_bytes());
+    if node.digest.is_some_and(|d| d != got) || size != node.size {
+        return Err(Error::corrupt(
+            "restored file",
+            path.display(),
+            "content differs from the snapshot's digest",
+        ));
+    }
+    Ok(())
+}
