@@ -238,6 +238,13 @@ impl Repository {
         }
     }
 
+    /// How many whole-object reads to keep in flight: 2 x `connections` on an object store
+    /// (as `in_flight`), 0 on local disk, where a read costs no round trip and callers read
+    /// on the cores that use the bytes.
+    pub(crate) fn io_width(&self) -> usize {
+        2 * self.be.connections()
+    }
+
     /// The once-per-process slot for fetching tree pack `pack` whole.
     pub(crate) fn tree_pack_fetch(&self, pack: &Id) -> Arc<std::sync::OnceLock<bool>> {
         self.tree_packs
@@ -560,6 +567,24 @@ impl Repository {
 }
 
 impl Repository {
+    /// Deletes snapshots (`forget`), `check` called before each delete (the caller's lock
+    /// still held). On an object store 2 x `connections` deletes are in flight at once, as
+    /// prune's: forgetting a year of daily snapshots one round trip at a time takes long. The
+    /// first error is returned; deletes already started complete, and a snapshot left behind
+    /// is forgotten again by the next run.
+    pub fn remove_snapshots(
+        &self,
+        ids: &[SnapshotId],
+        check: impl Fn() -> Result<()> + Sync,
+    ) -> Result<()> {
+        self.in_flight(|| {
+            ids.par_iter().try_for_each(|id| {
+                check()?;
+                self.be.remove(FileType::Snapshot, &id.to_hex())
+            })
+        })
+    }
+
     /// Rewrites a snapshot's tags: the new snapshot is written first (recording the id it
     /// replaces), then the old one deleted. Returns the new id, or `None` when nothing changed.
     pub fn change_tags(
