@@ -410,7 +410,7 @@ pub fn prune(
     let mut repack_one = |p: &PackPlan, bytes: Vec<u8>| -> Result<()> {
         parse_pack(repo, &p.id, &bytes)?;
         // Opened (and, when asked, resealed) on every core; added in the plan's order.
-        let opened: Vec<(&[u8], Option<(Vec<u8>, u32)>)> = p
+        let opened: Vec<(&[u8], Option<Resealed>)> = p
             .keep
             .par_iter()
             .map(|e| {
@@ -555,6 +555,9 @@ pub fn prune(
     rep.retained.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(rep)
 }
+
+/// A blob sealed again (`--repack-uncompressed`) and its raw length.
+type Resealed = (Vec<u8>, u32);
 
 enum DeleteOutcome {
     Deleted(FileType, u64),

@@ -220,22 +220,39 @@ impl Repository {
     /// hundreds of snapshots would otherwise load them two at a time. Local disk runs `f` as
     /// it is.
     pub(crate) fn in_flight<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        let pool = self.io_pool.get_or_init(|| {
-            let n = self.be.connections();
-            (n > 0)
-                .then(|| {
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads((2 * n).max(rayon::current_num_threads()))
-                        .thread_name(|i| format!("cista-fetch-{i}"))
-                        .build()
-                        .ok()
-                })
-                .flatten()
-        });
-        match pool {
+        match self.io_pool() {
             Some(p) => p.install(f),
             None => f(),
         }
+    }
+
+    /// Starts `f` on the threads `in_flight` uses, without waiting for it; false (and `f` not
+    /// run) on local disk, where a read is cheapest done by the thread that needs it.
+    pub(crate) fn spawn_io(&self, f: impl FnOnce() + Send + 'static) -> bool {
+        match self.io_pool() {
+            Some(p) => {
+                p.spawn(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn io_pool(&self) -> Option<&rayon::ThreadPool> {
+        self.io_pool
+            .get_or_init(|| {
+                let n = self.be.connections();
+                (n > 0)
+                    .then(|| {
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads((2 * n).max(rayon::current_num_threads()))
+                            .thread_name(|i| format!("cista-fetch-{i}"))
+                            .build()
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .as_ref()
     }
 
     /// How many whole-object reads to keep in flight: 2 x `connections` on an object store
