@@ -162,16 +162,19 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
 
     // Index files, each on its own so one damaged file does not hide the rest.
     let index_ids = repo.list_ids(FileType::Index)?;
-    let files: Vec<(Id, IndexFile)> = index_ids
-        .par_iter()
-        .filter_map(|id| match load_index_file(repo, id) {
-            Ok(f) => Some((*id, f)),
-            Err(e) => {
-                err(format!("{e}"));
-                None
-            }
-        })
-        .collect();
+    // One small request each: in flight on an object store (see `Repository::in_flight`).
+    let files: Vec<(Id, IndexFile)> = repo.in_flight(|| {
+        index_ids
+            .par_iter()
+            .filter_map(|id| match load_index_file(repo, id) {
+                Ok(f) => Some((*id, f)),
+                Err(e) => {
+                    err(format!("{e}"));
+                    None
+                }
+            })
+            .collect()
+    });
     let (files, superseded) = crate::index::split_superseded(files.into_iter());
     if !superseded.is_empty() {
         rep.lock().unwrap().notes.push(format!(
@@ -238,16 +241,18 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
 
     // Snapshots and their trees.
     let snap_ids = repo.list_ids(FileType::Snapshot)?;
-    let roots: Vec<(Id, TreeId)> = snap_ids
-        .par_iter()
-        .filter_map(|id| match repo.load_snapshot(id) {
-            Ok(s) => Some((*id, s.tree)),
-            Err(e) => {
-                err(format!("{e}"));
-                None
-            }
-        })
-        .collect();
+    let roots: Vec<(Id, TreeId)> = repo.in_flight(|| {
+        snap_ids
+            .par_iter()
+            .filter_map(|id| match repo.load_snapshot(id) {
+                Ok(s) => Some((*id, s.tree)),
+                Err(e) => {
+                    err(format!("{e}"));
+                    None
+                }
+            })
+            .collect()
+    });
     rep.lock().unwrap().snapshots = roots.len();
     let mut seen: HashSet<TreeId> = HashSet::new();
     let mut level: Vec<(TreeId, String)> = Vec::new();
@@ -354,6 +359,22 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             r.blobs_read += n;
             r.bytes_read += bytes.len() as u64;
         };
+        let width = repo.io_width();
+        if width > 0 {
+            // An object store: 2 x `connections` packs on the wire at once, instead of one per
+            // core waiting a round trip each. Fetch threads of their own leave the cores to
+            // decrypting and verifying, and at most `width` packs are held at any time.
+            crate::ahead::fetch_unordered(
+                &packs,
+                width,
+                |(pack, _)| repo.backend().read(FileType::Pack, &pack.to_hex()),
+                |(pack, _), bytes| match bytes {
+                    Ok(b) => check_pack(pack, &b),
+                    Err(e) => err(format!("{e}")),
+                },
+            );
+            return Ok(rep.into_inner().unwrap());
+        }
         packs.par_iter().for_each(|(pack, _)| {
             let name = pack.to_hex();
             match repo.backend().map(FileType::Pack, &name) {

@@ -29,6 +29,7 @@
 //! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
 //! ```
 
+mod ahead;
 pub mod archiver;
 pub mod backend;
 pub mod checker;

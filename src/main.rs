@@ -1714,10 +1714,7 @@ fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    for id in &remove {
-        l.check()?;
-        repo.backend().remove(FileType::Snapshot, &id.to_hex())?;
-    }
+    repo.remove_snapshots(&remove, || l.check())?;
     if !cli.quiet && !cli.json {
         println!("removed {} snapshots", remove.len());
     }

@@ -257,10 +257,12 @@ pub fn prune(
         .chain(index.superseded_files())
         .copied()
         .collect();
-    let files: Vec<IndexFile> = index_ids
-        .par_iter()
-        .map(|id| load_index_file(repo, id))
-        .collect::<Result<_>>()?;
+    let files: Vec<IndexFile> = repo.in_flight(|| {
+        index_ids
+            .par_iter()
+            .map(|id| load_index_file(repo, id))
+            .collect::<Result<_>>()
+    })?;
     let stored: HashMap<PackId, u64> = repo.pack_sizes()?;
     refuse_short_packs(&index, &stored)?;
     let (snapshots, used) = used_blobs(repo, &index)?;
@@ -405,40 +407,56 @@ pub fn prune(
             });
             Ok(())
         };
-    for p in &repack {
-        let bytes = repo.backend().read(FileType::Pack, &p.id.to_hex())?;
+    let mut repack_one = |p: &PackPlan, bytes: Vec<u8>| -> Result<()> {
         parse_pack(repo, &p.id, &bytes)?;
-        for e in &p.keep {
-            let sealed = bytes
-                .get(e.offset as usize..e.offset as usize + e.length as usize)
-                .ok_or_else(|| {
-                    Error::corrupt("pack", p.id, format!("blob {} lies beyond the pack", e.id))
-                })?;
-            let raw = crate::pack::open_blob(repo, e.ty, &e.id, &p.id, sealed)?;
+        // Opened (and, when asked, resealed) on every core; added in the plan's order.
+        let opened: Vec<(&[u8], Option<Resealed>)> = p
+            .keep
+            .par_iter()
+            .map(|e| {
+                let sealed = bytes
+                    .get(e.offset as usize..e.offset as usize + e.length as usize)
+                    .ok_or_else(|| {
+                        Error::corrupt("pack", p.id, format!("blob {} lies beyond the pack", e.id))
+                    })?;
+                let raw = crate::pack::open_blob(repo, e.ty, &e.id, &p.id, sealed)?;
+                let uncompressed =
+                    e.length as u64 == e.raw_len as u64 + crate::crypto::SEAL_OVERHEAD as u64 + 9;
+                let resealed = (opts.repack_uncompressed && uncompressed).then(|| {
+                    let level = Some(repo.config().blob_level(raw.len()));
+                    let s = format::seal_blob(repo.keys(), e.ty, &e.id, &raw, level);
+                    (s, raw.len() as u32)
+                });
+                Ok((sealed, resealed))
+            })
+            .collect::<Result<_>>()?;
+        for (e, (sealed, resealed)) in p.keep.iter().zip(opened) {
             let w = writers.entry(e.ty).or_insert_with(|| PackWriter::new(0));
-            let uncompressed =
-                e.length as u64 == e.raw_len as u64 + crate::crypto::SEAL_OVERHEAD as u64 + 9;
-            if opts.repack_uncompressed && uncompressed {
-                w.add(
-                    e.ty,
-                    e.id,
-                    &format::seal_blob(
-                        repo.keys(),
-                        e.ty,
-                        &e.id,
-                        &raw,
-                        Some(repo.config().blob_level(raw.len())),
-                    ),
-                    raw.len() as u32,
-                );
-            } else {
-                w.add(e.ty, e.id, sealed, e.raw_len);
+            match resealed {
+                Some((s, raw_len)) => w.add(e.ty, e.id, &s, raw_len),
+                None => w.add(e.ty, e.id, sealed, e.raw_len),
             }
             if w.len() >= repo.config().pack_size as usize {
                 let full = std::mem::replace(w, PackWriter::new(0));
                 flush(full, &mut new_packs, &mut rep)?;
             }
         }
+        Ok(())
+    };
+    let width = repo.io_width();
+    if width == 0 {
+        for p in &repack {
+            repack_one(p, repo.backend().read(FileType::Pack, &p.id.to_hex())?)?;
+        }
+    } else {
+        // An object store: the next packs are on the wire while this one is repacked, at
+        // most `width` of them held at once (so memory stays at `width` packs).
+        crate::ahead::fetch_in_order(
+            &repack,
+            width,
+            |p| repo.backend().read(FileType::Pack, &p.id.to_hex()),
+            |p, bytes| repack_one(p, bytes?),
+        )?;
     }
     for (_, w) in writers.drain() {
         flush(w, &mut new_packs, &mut rep)?;
@@ -537,6 +555,9 @@ pub fn prune(
     rep.retained.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(rep)
 }
+
+/// A blob sealed again (`--repack-uncompressed`) and its raw length.
+type Resealed = (Vec<u8>, u32);
 
 enum DeleteOutcome {
     Deleted(FileType, u64),

@@ -223,22 +223,46 @@ impl Repository {
     /// hundreds of snapshots would otherwise load them two at a time. Local disk runs `f` as
     /// it is.
     pub(crate) fn in_flight<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        let pool = self.io_pool.get_or_init(|| {
-            let n = self.be.connections();
-            (n > 0)
-                .then(|| {
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads((2 * n).max(rayon::current_num_threads()))
-                        .thread_name(|i| format!("cista-fetch-{i}"))
-                        .build()
-                        .ok()
-                })
-                .flatten()
-        });
-        match pool {
+        match self.io_pool() {
             Some(p) => p.install(f),
             None => f(),
         }
+    }
+
+    /// Starts `f` on the threads `in_flight` uses, without waiting for it; false (and `f` not
+    /// run) on local disk, where a read is cheapest done by the thread that needs it.
+    pub(crate) fn spawn_io(&self, f: impl FnOnce() + Send + 'static) -> bool {
+        match self.io_pool() {
+            Some(p) => {
+                p.spawn(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn io_pool(&self) -> Option<&rayon::ThreadPool> {
+        self.io_pool
+            .get_or_init(|| {
+                let n = self.be.connections();
+                (n > 0)
+                    .then(|| {
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads((2 * n).max(rayon::current_num_threads()))
+                            .thread_name(|i| format!("cista-fetch-{i}"))
+                            .build()
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .as_ref()
+    }
+
+    /// How many whole-object reads to keep in flight: 2 x `connections` on an object store
+    /// (as `in_flight`), 0 on local disk, where a read costs no round trip and callers read
+    /// on the cores that use the bytes.
+    pub(crate) fn io_width(&self) -> usize {
+        2 * self.be.connections()
     }
 
     /// The once-per-process slot for fetching tree pack `pack` whole.
@@ -568,6 +592,24 @@ impl Repository {
 }
 
 impl Repository {
+    /// Deletes snapshots (`forget`), `check` called before each delete (the caller's lock
+    /// still held). On an object store 2 x `connections` deletes are in flight at once, as
+    /// prune's: forgetting a year of daily snapshots one round trip at a time takes long. The
+    /// first error is returned; deletes already started complete, and a snapshot left behind
+    /// is forgotten again by the next run.
+    pub fn remove_snapshots(
+        &self,
+        ids: &[SnapshotId],
+        check: impl Fn() -> Result<()> + Sync,
+    ) -> Result<()> {
+        self.in_flight(|| {
+            ids.par_iter().try_for_each(|id| {
+                check()?;
+                self.be.remove(FileType::Snapshot, &id.to_hex())
+            })
+        })
+    }
+
     /// Rewrites a snapshot's tags: the new snapshot is written first (recording the id it
     /// replaces), then the old one deleted. Returns the new id, or `None` when nothing changed.
     pub fn change_tags(
