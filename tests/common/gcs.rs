@@ -3,9 +3,12 @@
 //! memory, with one bucket per test.
 //!
 //! It serves object_store's GCS reads (XML API GET with ranges, HEAD, `list-type=2` listings),
-//! but not its writes: a plain XML `PUT` is refused ("invalid uploadType"), XML multipart
-//! uploads are not implemented, and `ifGenerationMatch=0` is not honoured on uploads (an
-//! existing object is overwritten), so create-only writes cannot be tested against it. Tests
+//! but not its writes: a plain XML `PUT` is refused ("invalid uploadType": even with the public
+//! host set to its own address, which routes path-style XML requests, the route ends in the JSON
+//! upload handler, which wants `uploadType` or a signed URL), the `x-goog-if-generation-match`
+//! header is never read, XML multipart uploads are not implemented, and `ifGenerationMatch=0`
+//! is not honoured on JSON uploads (an existing object is overwritten), so create-only writes
+//! cannot be tested against it. Tests
 //! therefore seed buckets through its JSON upload API and run cista's read-only paths.
 
 use std::path::{Path, PathBuf};
