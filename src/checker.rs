@@ -359,7 +359,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             r.blobs_read += n;
             r.bytes_read += bytes.len() as u64;
         };
-        let width = repo.io_width();
+        let width = repo.pack_width();
         if width > 0 {
             // An object store: 2 x `connections` packs on the wire at once, instead of one per
             // core waiting a round trip each. Fetch threads of their own leave the cores to

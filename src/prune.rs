@@ -443,7 +443,7 @@ pub fn prune(
         }
         Ok(())
     };
-    let width = repo.io_width();
+    let width = repo.pack_width();
     if width == 0 {
         for p in &repack {
             repack_one(p, repo.backend().read(FileType::Pack, &p.id.to_hex())?)?;

@@ -47,6 +47,9 @@ impl Default for InitOptions {
     }
 }
 
+/// Bytes of whole packs that reads in flight may hold at once (see `pack_width`).
+const PACK_READ_BUDGET: u64 = 64 << 20;
+
 /// An open repository.
 #[derive(Clone)]
 pub struct Repository {
@@ -263,6 +266,14 @@ impl Repository {
     /// on the cores that use the bytes.
     pub(crate) fn io_width(&self) -> usize {
         2 * self.be.connections()
+    }
+
+    /// `io_width` for reads of whole packs, bounded to `PACK_READ_BUDGET` bytes of packs
+    /// held at once (but at least two, so one is on the wire while one is used): 4 packs of
+    /// the default 16 MiB, where 2 x `connections` would hold 128 MiB.
+    pub(crate) fn pack_width(&self) -> usize {
+        let fit = (PACK_READ_BUDGET / self.config.pack_size.max(1) as u64).max(2) as usize;
+        self.io_width().min(fit)
     }
 
     /// The once-per-process slot for fetching tree pack `pack` whole.
