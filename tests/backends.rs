@@ -334,6 +334,9 @@ struct FaultStore {
     mode: Completion,
     completions: Arc<AtomicU64>,
     aborts: Arc<AtomicU64>,
+    /// Puts still to cut off after sending, as a store restarting mid-request does: an even
+    /// count lands the object first (only the answer is lost), an odd one does not.
+    cut_puts: Arc<AtomicU64>,
 }
 
 impl std::fmt::Display for FaultStore {
@@ -387,6 +390,28 @@ impl object_store::ObjectStore for FaultStore {
         payload: object_store::PutPayload,
         opts: object_store::PutOptions,
     ) -> object_store::Result<object_store::PutResult> {
+        let n = self.cut_puts.load(Ordering::SeqCst);
+        if n > 0
+            && self
+                .cut_puts
+                .compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            if n % 2 == 0 {
+                self.inner.put_opts(location, payload, opts).await?;
+            }
+            let reset = std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected: connection reset after the request was sent",
+            );
+            return Err(object_store::Error::Generic {
+                store: "fault",
+                source: Box::new(object_store::client::HttpError::new(
+                    object_store::client::HttpErrorKind::Interrupted,
+                    reset,
+                )),
+            });
+        }
         self.inner.put_opts(location, payload, opts).await
     }
     async fn put_multipart_opts(
@@ -459,6 +484,7 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
             mode,
             completions: completions.clone(),
             aborts: aborts.clone(),
+            cut_puts: Default::default(),
         };
         let be = cista::backend::ObjectStoreBackend::from_store(
             Arc::new(store),
@@ -518,6 +544,42 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
     env.ok(&["check", "--read-data"]);
     let expected = snapshot_meta(&src);
     restore_latest_matches(&env, "r", &expected, &src);
+}
+
+/// A put cut off after it was sent (the store restarting mid-request) is tried again, whether
+/// it had landed or not: object_store does not retry a create-only put then, and a 10-second
+/// outage failed a backup that way (tests/outage.rs, about one run in five).
+#[test]
+fn a_put_cut_off_midway_is_tried_again() {
+    use cista::archiver::{backup, BackupOptions, Source};
+    let mut env = Env::empty();
+    let bucket = s3::bucket("cut-puts");
+    env.location = Some(format!("s3://{bucket}/repo"));
+    env.ok(&["init"]);
+    let src = env.path("src");
+    small_tree(&src);
+    write(&src.join("big.bin"), &bytes(3 << 20, 12));
+    let cut = Arc::new(AtomicU64::new(6));
+    let store = FaultStore {
+        inner: Arc::new(s3::store(&bucket)),
+        mode: Completion::Works,
+        completions: Default::default(),
+        aborts: Default::default(),
+        cut_puts: cut.clone(),
+    };
+    let be = cista::backend::ObjectStoreBackend::from_store(
+        Arc::new(store),
+        "repo",
+        &format!("s3://{bucket}/repo"),
+    )
+    .unwrap();
+    let repo = cista::Repository::open(Arc::new(be), PASSWORD.as_bytes()).unwrap();
+    let index = cista::index::Index::load(&repo).unwrap();
+    let opts = BackupOptions::default();
+    backup(&repo, &index, Source::Paths(vec![src.clone()]), &opts, None).unwrap();
+    assert_eq!(cut.load(Ordering::SeqCst), 0, "every cut was made");
+    env.ok(&["check", "--read-data"]);
+    restore_latest_matches(&env, "r", &snapshot_meta(&src), &src);
 }
 
 /// `-o connections=N` sets the uploads in flight; a bad value is refused by name.

@@ -106,18 +106,41 @@ impl std::fmt::Debug for ObjectStoreBackend {
     }
 }
 
+/// A request the store may or may not have carried out: the connection was cut, or timed
+/// out, after it was sent. object_store retries only idempotent requests then, and a
+/// create-only put is not one, so a store restarting mid-upload failed the backup at once.
+fn cut_off(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if let Some(h) = x.downcast_ref::<HttpError>() {
+            return matches!(
+                h.kind(),
+                HttpErrorKind::Interrupted | HttpErrorKind::Timeout | HttpErrorKind::Unknown
+            );
+        }
+        cur = x.source();
+    }
+    false
+}
+
 fn io_err(e: object_store::Error) -> std::io::Error {
-    use std::io::ErrorKind;
-    let kind =
-        match &e {
-            object_store::Error::NotFound { .. } => ErrorKind::NotFound,
-            object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. } => ErrorKind::AlreadyExists,
-            object_store::Error::NotImplemented { .. }
-            | object_store::Error::NotSupported { .. } => ErrorKind::Unsupported,
-            _ => ErrorKind::Other,
-        };
+    let kind = io_err_kind(&e);
     std::io::Error::new(kind, e.to_string())
+}
+
+fn io_err_kind(e: &object_store::Error) -> std::io::ErrorKind {
+    use std::io::ErrorKind;
+    match e {
+        object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            ErrorKind::AlreadyExists
+        }
+        object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. } => {
+            ErrorKind::Unsupported
+        }
+        _ => ErrorKind::Other,
+    }
 }
 
 /// S3 asks puts into Object Lock buckets to name their checksum algorithm the way the AWS SDKs
@@ -279,6 +302,33 @@ impl ObjectStoreBackend {
         }
     }
 
+    /// One create-only put (multipart above the threshold), as object_store retries it:
+    /// failures before the request was sent and 5xx answers, not a request cut off midway.
+    async fn put_once(&self, p: &StorePath, data: &[u8]) -> object_store::Result<()> {
+        if data.len() > self.multipart_threshold {
+            return self.put_large(p, data).await;
+        }
+        let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(p, payload.clone(), opts).await {
+            Err(object_store::Error::NotImplemented { .. })
+            | Err(object_store::Error::NotSupported { .. }) => match self.store.head(p).await {
+                Ok(_) => Err(object_store::Error::AlreadyExists {
+                    path: p.to_string(),
+                    source: "object exists".into(),
+                }),
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.store.put(p, payload).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            },
+            r => r.map(|_| ()),
+        }
+    }
+
     async fn put_large(&self, p: &StorePath, data: &[u8]) -> object_store::Result<()> {
         // Multipart uploads cannot be conditional everywhere: check first. The name is the
         // content's hash, so a racing writer stores the same bytes.
@@ -429,33 +479,34 @@ impl Backend for ObjectStoreBackend {
 
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<()> {
         let p = self.path(t, name);
-        let r = self.rt.block_on(async {
-            if data.len() > self.multipart_threshold {
-                return self.put_large(&p, data).await;
-            }
-            let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self.store.put_opts(&p, payload.clone(), opts).await {
-                Err(object_store::Error::NotImplemented { .. })
-                | Err(object_store::Error::NotSupported { .. }) => {
-                    match self.store.head(&p).await {
-                        Ok(_) => Err(object_store::Error::AlreadyExists {
-                            path: p.to_string(),
-                            source: "object exists".into(),
-                        }),
-                        Err(object_store::Error::NotFound { .. }) => {
-                            self.store.put(&p, payload).await.map(|_| ())
-                        }
-                        Err(e) => Err(e),
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_millis(200);
+        let mut retried = false;
+        loop {
+            let r = self.rt.block_on(self.put_once(&p, data));
+            match r {
+                Ok(()) => return Ok(()),
+                // An attempt cut off earlier may have landed: the same bytes under the name
+                // are this write, done (names are content hashes, or a lock's random id).
+                Err(e) if retried && io_err_kind(&e) == std::io::ErrorKind::AlreadyExists => {
+                    let same = self
+                        .rt
+                        .block_on(async { self.store.get(&p).await?.bytes().await })
+                        .is_ok_and(|b| b.as_ref() == data);
+                    if same {
+                        return Ok(());
                     }
+                    return Err(super::backend_err("write", t, name, io_err(e)));
                 }
-                r => r.map(|_| ()),
+                Err(e) if cut_off(&e) && start.elapsed() + pause < RETRY_TIMEOUT => {
+                    tracing::info!("write {name}: {e}; trying again in {pause:?}");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(15));
+                    retried = true;
+                }
+                Err(e) => return Err(super::backend_err("write", t, name, io_err(e))),
             }
-        });
-        r.map_err(|e| super::backend_err("write", t, name, io_err(e)))
+        }
     }
 
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
