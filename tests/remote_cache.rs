@@ -82,9 +82,11 @@ fn a_cold_ls_fetches_tree_packs_whole_not_tree_by_tree() {
         "{cold:?}: {index} index files, {snapshots} snapshots, {packs} packs"
     );
     // Warm: only the config and the key file that opens it (read before the repository id,
-    // which names the cache directory, is known).
+    // which names the cache directory, is known), and the listings of index/ and snapshots/:
+    // the key that opened it last is fetched beside the config, keys/ is not listed.
     let (_, warm) = ls(&env, "fresh-cache");
     assert_eq!((warm["GET"], warm["range GET"]), (2, 0), "{warm:?}");
+    assert_eq!(warm["LIST"], 2, "{warm:?}");
 }
 
 #[test]
