@@ -360,6 +360,9 @@ fn killed_prune_never_damages_the_repository() {
     small_tree(&src);
     let mut seed = 0x5eed_u64;
     let mut killed = 0;
+    // How long a prune ran past taking its lock, the last time it was not killed: the kill
+    // delays are drawn below it, so the kills land part way however fast the machine is.
+    let mut span = Duration::from_millis(120);
     for round in 0..12u64 {
         // Many small files share packs, so forgetting some leaves partly used packs to repack.
         for i in 0..150 {
@@ -372,7 +375,7 @@ fn killed_prune_never_damages_the_repository() {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = Duration::from_micros((seed >> 33) % 120_000);
+        let delay = Duration::from_micros((seed >> 33) % (span.as_micros() as u64).max(1));
         let mut child = env
             .cmd(&["prune", "--max-unused", "0"])
             .stdout(Stdio::null())
@@ -384,11 +387,21 @@ fn killed_prune_never_damages_the_repository() {
         while env.count("locks") == 0 && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_micros(500));
         }
-        std::thread::sleep(delay);
+        let locked = Instant::now();
+        let mut ran = None;
+        while locked.elapsed() < delay {
+            if child.try_wait().unwrap().is_some() {
+                ran = Some(locked.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
         let _ = child.kill();
         let status = child.wait().unwrap();
         if std::os::unix::process::ExitStatusExt::signal(&status) == Some(9) {
             killed += 1;
+        } else if let Some(ran) = ran {
+            span = ran.min(span);
         }
         let o = env.run(&["check", "--read-data"]);
         assert!(
