@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -24,13 +24,11 @@ use rayon::prelude::*;
 
 use crate::backend::FileType;
 use crate::error::{Error, Result};
-use crate::format::{
-    self, BlobType, FileKind, IndexFile, IndexPack, Node, NodeKind, Snapshot, Summary, Tree, Xattr,
-};
+use crate::format::{self, BlobType, Node, NodeKind, Snapshot, Summary, Tree, Xattr};
 use crate::id::{BlobId, Id, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::lock::LockGuard;
-use crate::pack::PackWriter;
+use crate::pack::{BlobSaver, INDEX_EVERY_PACKS};
 use crate::repository::{format_time, hostname, username, Repository, SnapshotFilter};
 use crate::tree::load_tree;
 
@@ -101,136 +99,11 @@ struct Counters {
     bytes: AtomicU64,
 }
 
-/// Index files are written every this many packs, so an interrupted backup's packs are found
-/// (and reused) by the next run.
-const INDEX_EVERY_PACKS: usize = 64;
-
-struct Packer {
-    data: Mutex<PackWriter>,
-    tree: Mutex<PackWriter>,
-    /// Packs stored and not yet named by an index file.
-    done: Arc<Mutex<Vec<IndexPack>>>,
-    index_files: Mutex<Vec<Id>>,
-    uploads: Option<Uploads>,
-}
-
-fn data_pack_capacity(repo: &Repository) -> usize {
-    repo.config().pack_size as usize + repo.config().chunker.max as usize + (1 << 20)
-}
-
-/// Background uploads for stores that answer slowly (object stores): finished packs go to
-/// `connections` threads through a rendezvous channel, so at most that many packs are in
-/// flight (memory stays bounded) while the workers go on chunking. A pack joins `done`, and so
-/// can be named by an index file, only once its upload has succeeded.
-struct Uploads {
-    tx: Mutex<Option<crossbeam_channel::Sender<crate::pack::FinishedPack>>>,
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    error: Arc<Mutex<Option<Error>>>,
-    poisoned: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Uploads {
-    fn start(
-        be: Arc<dyn crate::backend::Backend>,
-        n: usize,
-        done: Arc<Mutex<Vec<IndexPack>>>,
-    ) -> Uploads {
-        let (tx, rx) = crossbeam_channel::bounded::<crate::pack::FinishedPack>(0);
-        let error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-        let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let threads = (0..n)
-            .map(|i| {
-                let (rx, be, done, error) = (rx.clone(), be.clone(), done.clone(), error.clone());
-                let poisoned = poisoned.clone();
-                std::thread::Builder::new()
-                    .name(format!("cista-upload-{i}"))
-                    .spawn(move || {
-                        for p in rx {
-                            // After a failure the rest are dropped: the backup is failing.
-                            if poisoned.load(Relaxed) {
-                                continue;
-                            }
-                            match crate::backend::write_content_addressed(
-                                &*be,
-                                FileType::Pack,
-                                &p.id.to_hex(),
-                                &p.bytes,
-                            ) {
-                                Ok(()) => done.lock().unwrap().push(IndexPack {
-                                    id: p.id,
-                                    blobs: p.entries,
-                                }),
-                                Err(e) => {
-                                    poisoned.store(true, Relaxed);
-                                    error.lock().unwrap().get_or_insert(e);
-                                }
-                            }
-                        }
-                    })
-                    .expect("spawn upload thread")
-            })
-            .collect();
-        Uploads {
-            tx: Mutex::new(Some(tx)),
-            threads: Mutex::new(threads),
-            error,
-            poisoned,
-        }
-    }
-
-    /// The first upload error, once; afterwards a short error for the callers that come later
-    /// (the backup is failing either way, and none of them may go on as if its pack were stored).
-    fn failed(&self) -> Result<()> {
-        if let Some(e) = self.error.lock().unwrap().take() {
-            return Err(e);
-        }
-        if self.poisoned.load(Relaxed) {
-            return Err(Error::Invalid(
-                "a pack upload failed (reported above); no snapshot saved".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn send(&self, p: crate::pack::FinishedPack) -> Result<()> {
-        self.failed()?;
-        let tx = self.tx.lock().unwrap().clone();
-        let sent = match tx {
-            // Blocks until an upload thread is free: the bound on packs in memory.
-            Some(tx) => tx.send(p).is_ok(),
-            None => false,
-        };
-        if !sent {
-            // No upload thread took the pack (they stopped, or a panic ended them): it is not
-            // stored, and the blobs in it must not be named by any snapshot.
-            self.poisoned.store(true, Relaxed);
-        }
-        self.failed()
-    }
-
-    /// Waits for every upload; the first error, if any.
-    fn finish(&self) -> Result<()> {
-        drop(self.tx.lock().unwrap().take());
-        for t in std::mem::take(&mut *self.threads.lock().unwrap()) {
-            if t.join().is_err() {
-                self.poisoned.store(true, Relaxed);
-            }
-        }
-        self.failed()
-    }
-}
-
-impl Drop for Uploads {
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
-}
-
 struct Archiver<'a> {
     repo: &'a Repository,
     index: &'a Index,
     seen: Mutex<HashSet<(BlobType, BlobId)>>,
-    packer: Packer,
+    saver: BlobSaver<'a>,
     c: Counters,
     warnings: Mutex<Vec<String>>,
     notices: Mutex<Vec<String>>,
@@ -414,18 +287,7 @@ impl<'a> Archiver<'a> {
             repo,
             index,
             seen: Mutex::new(HashSet::new()),
-            packer: {
-                let done = Arc::new(Mutex::new(Vec::new()));
-                let n = repo.backend().connections();
-                Packer {
-                    data: Mutex::new(PackWriter::new(data_pack_capacity(repo))),
-                    tree: Mutex::new(PackWriter::new(0)),
-                    uploads: (n > 0 && !opts.dry_run)
-                        .then(|| Uploads::start(repo.backend().clone(), n, done.clone())),
-                    done,
-                    index_files: Mutex::new(Vec::new()),
-                }
-            },
+            saver: BlobSaver::new(repo, Some(INDEX_EVERY_PACKS)),
             c: Counters::default(),
             warnings: Mutex::new(Vec::new()),
             notices: Mutex::new(Vec::new()),
@@ -465,89 +327,8 @@ impl<'a> Archiver<'a> {
         if self.dry_run {
             return Ok(id);
         }
-        let full = {
-            let mut w = match ty {
-                BlobType::Data => self.packer.data.lock().unwrap(),
-                BlobType::Tree => self.packer.tree.lock().unwrap(),
-            };
-            w.add(ty, id, &sealed, data.len() as u32);
-            if w.len() >= self.repo.config().pack_size as usize {
-                Some(std::mem::replace(&mut *w, self.new_pack(ty)))
-            } else {
-                None
-            }
-        };
-        if let Some(w) = full {
-            self.store_pack(w)?;
-        }
+        self.saver.add(ty, id, &sealed, data.len() as u32)?;
         Ok(id)
-    }
-
-    /// A data pack is allocated once at its final size (a full pack plus the largest blob and
-    /// a header), so it never grows by copying; tree packs are small and grow as needed.
-    fn new_pack(&self, ty: BlobType) -> PackWriter {
-        match ty {
-            BlobType::Data => PackWriter::new(data_pack_capacity(self.repo)),
-            BlobType::Tree => PackWriter::new(0),
-        }
-    }
-
-    fn store_pack(&self, w: PackWriter) -> Result<()> {
-        if w.is_empty() {
-            return Ok(());
-        }
-        let p = w.finish(self.repo.keys());
-        crate::pack::cache_trees(self.repo, &p);
-        if let Some(u) = &self.packer.uploads {
-            u.send(p)?;
-        } else {
-            crate::backend::write_content_addressed(
-                &**self.repo.backend(),
-                FileType::Pack,
-                &p.id.to_hex(),
-                &p.bytes,
-            )?;
-            self.packer.done.lock().unwrap().push(IndexPack {
-                id: p.id,
-                blobs: p.entries,
-            });
-        }
-        let batch = {
-            let mut done = self.packer.done.lock().unwrap();
-            (done.len() >= INDEX_EVERY_PACKS).then(|| std::mem::take(&mut *done))
-        };
-        if let Some(packs) = batch {
-            self.write_index(packs)?;
-        }
-        Ok(())
-    }
-
-    fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
-        if packs.is_empty() {
-            return Ok(());
-        }
-        let f = IndexFile {
-            supersedes: vec![],
-            packs,
-        };
-        let id = self
-            .repo
-            .save_file(FileKind::Index, FileType::Index, &f.encode())?;
-        self.packer.index_files.lock().unwrap().push(id);
-        Ok(())
-    }
-
-    /// Packs still being filled are written, then the index for every pack of this run.
-    fn flush(&self) -> Result<()> {
-        for m in [&self.packer.data, &self.packer.tree] {
-            let w = std::mem::replace(&mut *m.lock().unwrap(), PackWriter::new(0));
-            self.store_pack(w)?;
-        }
-        if let Some(u) = &self.packer.uploads {
-            u.finish()?;
-        }
-        let packs = std::mem::take(&mut *self.packer.done.lock().unwrap());
-        self.write_index(packs)
     }
 
     /// Chunks and stores everything `r` yields.
@@ -1087,7 +868,7 @@ fn run_backup(
     let mut root = root;
     let tree_id = a.add_blob(BlobType::Tree, &root.encode())?;
     if !opts.dry_run {
-        a.flush()?;
+        a.saver.flush()?;
     }
     let end = jiff::Zoned::now();
     let c = &a.c;
@@ -1134,7 +915,7 @@ fn run_backup(
     let snapshot_id = if opts.dry_run {
         None
     } else {
-        let ours = a.packer.index_files.lock().unwrap().clone();
+        let ours = a.saver.index_files();
         if let Some(id) = first_gone(repo, index, &ours, &tree_id)? {
             return Ok(Attempt::Gone(id));
         }
@@ -1539,7 +1320,7 @@ pub fn copy_snapshot(
     };
     let mut root = a.copy_tree(src, src_index, &ahead, &snap.tree)?;
     let tree = a.add_blob(BlobType::Tree, &root.encode())?;
-    a.flush()?;
+    a.saver.flush()?;
     let copy = Snapshot {
         tree,
         parent: None,

@@ -16,13 +16,13 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::backend::{write_content_addressed, FileType};
+use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::{self, BlobEntry, BlobType, FileKind, IndexFile, IndexPack, NodeKind};
 use crate::id::{BlobId, Id, PackId, TreeId};
 use crate::index::{load_index_file, Index};
 use crate::lock::LockGuard;
-use crate::pack::{parse_pack, PackWriter};
+use crate::pack::parse_pack;
 use crate::repository::Repository;
 use crate::tree::load_tree;
 
@@ -390,24 +390,9 @@ pub fn prune(
     check_lock()?;
 
     // 2. Repack.
-    let mut new_packs: Vec<IndexPack> = Vec::new();
-    let mut writers: HashMap<BlobType, PackWriter> = HashMap::new();
-    let flush =
-        |w: PackWriter, new_packs: &mut Vec<IndexPack>, rep: &mut PruneReport| -> Result<()> {
-            if w.is_empty() {
-                return Ok(());
-            }
-            let p = w.finish(repo.keys());
-            write_content_addressed(&**repo.backend(), FileType::Pack, &p.id.to_hex(), &p.bytes)?;
-            rep.packs_written += 1;
-            rep.bytes_written += p.bytes.len() as u64;
-            new_packs.push(IndexPack {
-                id: p.id,
-                blobs: p.entries,
-            });
-            Ok(())
-        };
-    let mut repack_one = |p: &PackPlan, bytes: Vec<u8>| -> Result<()> {
+    // Prune writes its own index (below), naming the new packs with the kept ones.
+    let saver = crate::pack::BlobSaver::new(repo, None);
+    let repack_one = |p: &PackPlan, bytes: Vec<u8>| -> Result<()> {
         parse_pack(repo, &p.id, &bytes)?;
         // Opened (and, when asked, resealed) on every core; added in the plan's order.
         let opened: Vec<(&[u8], Option<Resealed>)> = p
@@ -420,8 +405,7 @@ pub fn prune(
                         Error::corrupt("pack", p.id, format!("blob {} lies beyond the pack", e.id))
                     })?;
                 let raw = crate::pack::open_blob(repo, e.ty, &e.id, &p.id, sealed)?;
-                let uncompressed =
-                    e.length as u64 == e.raw_len as u64 + crate::crypto::SEAL_OVERHEAD as u64 + 9;
+                let uncompressed = e.length as u64 == format::uncompressed_sealed_len(e.raw_len);
                 let resealed = (opts.repack_uncompressed && uncompressed).then(|| {
                     let level = Some(repo.config().blob_level(raw.len()));
                     let s = format::seal_blob(repo.keys(), e.ty, &e.id, &raw, level);
@@ -431,14 +415,9 @@ pub fn prune(
             })
             .collect::<Result<_>>()?;
         for (e, (sealed, resealed)) in p.keep.iter().zip(opened) {
-            let w = writers.entry(e.ty).or_insert_with(|| PackWriter::new(0));
             match resealed {
-                Some((s, raw_len)) => w.add(e.ty, e.id, &s, raw_len),
-                None => w.add(e.ty, e.id, sealed, e.raw_len),
-            }
-            if w.len() >= repo.config().pack_size as usize {
-                let full = std::mem::replace(w, PackWriter::new(0));
-                flush(full, &mut new_packs, &mut rep)?;
+                Some((s, raw_len)) => saver.add(e.ty, e.id, &s, raw_len)?,
+                None => saver.add(e.ty, e.id, sealed, e.raw_len)?,
             }
         }
         Ok(())
@@ -458,9 +437,10 @@ pub fn prune(
             |p, bytes| repack_one(p, bytes?),
         )?;
     }
-    for (_, w) in writers.drain() {
-        flush(w, &mut new_packs, &mut rep)?;
-    }
+    saver.finish_packs()?;
+    let new_packs = saver.take_stored();
+    let (packs, bytes) = saver.written();
+    (rep.packs_written, rep.bytes_written) = (packs as usize, bytes);
 
     // 3. New index: kept packs with their used entries, plus the new packs.
     let mut all: Vec<IndexPack> = keep

@@ -348,7 +348,8 @@ impl Repository {
             }
             Err(e) => return Err(decode_err("config", "config", e)),
         }
-        let (repo, key) = Self::unlock(be, password, &raw, hint.as_deref(), prefetched)?;
+        let given = opts.key_hint.is_some();
+        let (repo, key) = Self::unlock(be, password, &raw, hint.as_deref(), given, prefetched)?;
         if let Some(p) = hint_file {
             if remembered.as_deref() != Some(key.as_str()) {
                 crate::backend::cache_put_file(&p, key.as_bytes());
@@ -365,12 +366,14 @@ impl Repository {
     /// a damaged key file is reported rather than a wrong password, since the right key may be
     /// the damaged one. Returns the repository and the name of the key file that opened it.
     /// `prefetched` is the hinted key file read beside the config; when it opens the
-    /// repository, keys/ is not listed.
+    /// repository, keys/ is not listed. A hint the user gave (`hint_given`) that matches no
+    /// key file is warned about; a remembered one that went stale is not.
     fn unlock(
         be: Arc<dyn Backend>,
         password: &[u8],
         config_raw: &[u8],
         hint: Option<&str>,
+        hint_given: bool,
         prefetched: Option<(String, Result<KeyFile>)>,
     ) -> Result<(Repository, String)> {
         let mut damaged = None;
@@ -411,7 +414,9 @@ impl Repository {
                     let n = names.remove(i);
                     names.insert(0, n);
                 }
-                None => tracing::warn!("no key file matches the key hint {h}"),
+                // A remembered hint goes stale when the repository is made anew.
+                None if hint_given => tracing::warn!("no key file matches the key hint {h}"),
+                None => tracing::debug!("no key file matches the remembered key {h}"),
             }
         }
         for name in &names {

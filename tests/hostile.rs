@@ -294,3 +294,21 @@ fn object_store_cache_is_private_and_big_objects_are_refused_by_size() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_stale_remembered_key_is_passed_over_quietly_a_wrong_given_hint_is_not() {
+    let env = Env::new();
+    env.ok(&["snapshots"]); // remembers the key that opened it
+    fs::remove_dir_all(env.repo()).unwrap();
+    env.ok(&["init"]); // the same location, a new key
+    let o = env.run(&["snapshots"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("key hint"), "{}", stderr(&o));
+    let o = env.run(&["--key-hint", "0123abcd", "snapshots"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no key file matches the key hint 0123abcd"),
+        "{}",
+        stderr(&o)
+    );
+}

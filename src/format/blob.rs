@@ -78,6 +78,13 @@ pub fn seal_blob(
     })
 }
 
+/// The stored length of a blob of `raw_len` plaintext bytes kept uncompressed (the payload
+/// header, the plaintext, the seal's nonce and tag): a stored blob of this length was not
+/// compressed.
+pub fn uncompressed_sealed_len(raw_len: u32) -> u64 {
+    PAYLOAD_HEADER as u64 + raw_len as u64 + crate::crypto::SEAL_OVERHEAD as u64
+}
+
 /// Opens a blob and checks that its plaintext hashes to `id` under the MAC key.
 pub fn open_blob(
     keys: &Keys,

@@ -11,7 +11,7 @@ mod payload;
 mod snapshot;
 mod tree;
 
-pub use blob::{open_blob, seal_blob, verify_blob, BlobScratch, BlobType};
+pub use blob::{open_blob, seal_blob, uncompressed_sealed_len, verify_blob, BlobScratch, BlobType};
 pub use config::{ChunkerParams, Config, LARGE_BLOB, MAX_PACK_SIZE, MIN_PACK_SIZE};
 pub use envelope::{open_file, peek_version, seal_file, FileKind, ENVELOPE_HEADER_LEN, MAGIC};
 pub use index_file::{IndexFile, IndexPack};
