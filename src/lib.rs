@@ -1,13 +1,13 @@
 //! cista: a content-addressed, deduplicating, encrypted backup engine.
 //!
-//! Data flows one way. Backup: source walk → [`chunker`] → [`archiver`] (dedup against the
+//! Data flows one way. Backup: source walk → [`chunker`] → [`backup`] (dedup against the
 //! [`index`]) → [`pack`] → [`backend`]. Restore: snapshot → [`tree`] → [`index`] → [`pack`] reader
-//! → [`restorer`] → destination. Lower modules never use higher ones; the backend never sees
+//! → [`restore`] → destination. Lower modules never use higher ones; the backend never sees
 //! keys or plaintext. `docs/format.md` describes every stored byte.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use cista::{archiver, backend::LocalBackend, index::Index, restorer, Repository};
+//! use cista::{backend::LocalBackend, backup, index::Index, restore, Repository};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let src = dir.path().join("src");
@@ -17,21 +17,21 @@
 //! let be = Arc::new(LocalBackend::new(dir.path().join("repo")));
 //! let repo = Repository::init(be, b"secret", Default::default()).unwrap();
 //! let index = Index::load(&repo).unwrap();
-//! let opts = archiver::BackupOptions::default();
-//! let res = archiver::backup(&repo, &index, archiver::Source::Paths(vec![src.clone()]), &opts, None).unwrap();
+//! let opts = backup::BackupOptions::default();
+//! let res = backup::backup(&repo, &index, backup::Source::Paths(vec![src.clone()]), &opts, None).unwrap();
 //!
 //! let index = Index::load(&repo).unwrap();
 //! let target = dir.path().join("restore");
-//! let ropts = restorer::RestoreOptions { target: target.clone(), ..Default::default() };
-//! let sum = restorer::restore(&repo, &index, &res.snapshot, "", &ropts).unwrap();
+//! let ropts = restore::RestoreOptions { target: target.clone(), ..Default::default() };
+//! let sum = restore::restore(&repo, &index, &res.snapshot, "", &ropts).unwrap();
 //! assert!(sum.errors.is_empty());
 //! let restored = target.join(src.strip_prefix("/").unwrap()).join("hello.txt");
 //! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
 //! ```
 
 mod ahead;
-pub mod archiver;
 pub mod backend;
+pub mod backup;
 pub mod checker;
 pub mod chunker;
 pub mod compress;
@@ -46,8 +46,6 @@ pub mod pack;
 pub mod prune;
 pub mod repository;
 pub mod restore;
-/// The former name of [`restore`], kept until the command layer replaces both.
-pub use restore as restorer;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -13,15 +13,15 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use cista::archiver::{self, BackupOptions, Source};
 use cista::backend::{Backend, FileType};
+use cista::backup::{self, BackupOptions, Source};
 use cista::checker::{self, CheckOptions, Subset};
 use cista::forget::{self, GroupKey, KeepPolicy};
 use cista::format::{BlobType, FileKind, IndexFile, Node, NodeKind, Snapshot, Tree};
 use cista::index::Index;
 use cista::lock::{self, LockGuard};
 use cista::prune::{self, PruneOptions};
-use cista::restorer::{self, RestoreOptions};
+use cista::restore::{self, RestoreOptions};
 use cista::tree::{find_node, load_tree};
 use cista::{Error, Id, InitOptions, Repository, SnapshotFilter};
 
@@ -904,7 +904,7 @@ fn run(cli: &Cli) -> Result<u8> {
             for (id, s) in &snaps {
                 // Reloaded each time so later snapshots deduplicate against earlier copies.
                 let dst_index = Index::load(&dst)?;
-                match cista::archiver::copy_snapshot(
+                match cista::backup::copy_snapshot(
                     &dst,
                     &dst_index,
                     &src,
@@ -971,7 +971,7 @@ fn run(cli: &Cli) -> Result<u8> {
                     target.display()
                 );
             }
-            let sum = restorer::restore(&repo, &index, &snap, sub, &opts)?;
+            let sum = restore::restore(&repo, &index, &snap, sub, &opts)?;
             for e in &sum.errors {
                 eprintln!("error: {e}");
             }
@@ -1017,7 +1017,7 @@ fn run(cli: &Cli) -> Result<u8> {
             let index = Index::load(&repo)?;
             let node = find_node(&repo, &index, &snap.tree, path)?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            restorer::dump(&repo, &index, &node, &mut out)?;
+            restore::dump(&repo, &index, &node, &mut out)?;
             Ok(0)
         }
         Cmd::Ls {
@@ -1183,7 +1183,7 @@ fn backup(cli: &Cli, a: &BackupArgs) -> Result<u8> {
         with_atime: a.with_atime,
         dry_run: a.dry_run,
     };
-    let res = archiver::backup(&repo, &index, source, &opts, l.as_ref())?;
+    let res = backup::backup(&repo, &index, source, &opts, l.as_ref())?;
     for w in &res.warnings {
         eprintln!("error: {w}");
     }

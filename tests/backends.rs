@@ -82,14 +82,14 @@ fn flaky_store_fails_cleanly_and_check_passes() {
         let Ok(index) = cista::index::Index::load(&repo) else {
             continue;
         };
-        let opts = cista::archiver::BackupOptions {
+        let opts = cista::backup::BackupOptions {
             force: true,
             ..Default::default()
         };
-        if cista::archiver::backup(
+        if cista::backup::backup(
             &repo,
             &index,
-            cista::archiver::Source::Paths(vec![src.clone()]),
+            cista::backup::Source::Paths(vec![src.clone()]),
             &opts,
             None,
         )
@@ -470,7 +470,7 @@ impl object_store::ObjectStore for FaultStore {
 /// whose answer is lost is recognised as stored. Either way check passes afterwards.
 #[test]
 fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
-    use cista::archiver::{backup, BackupOptions, Source};
+    use cista::backup::{backup, BackupOptions, Source};
     let mut env = Env::empty();
     let bucket = s3::bucket("multipart");
     env.location = Some(format!("s3://{bucket}/repo"));
@@ -551,7 +551,7 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
 /// outage failed a backup that way (tests/outage.rs, about one run in five).
 #[test]
 fn a_put_cut_off_midway_is_tried_again() {
-    use cista::archiver::{backup, BackupOptions, Source};
+    use cista::backup::{backup, BackupOptions, Source};
     let mut env = Env::empty();
     let bucket = s3::bucket("cut-puts");
     env.location = Some(format!("s3://{bucket}/repo"));

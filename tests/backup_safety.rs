@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use cista::archiver::{backup, BackupOptions, Source};
 use cista::backend::FileType;
+use cista::backup::{backup, BackupOptions, Source};
 use cista::format::BlobType;
 use cista::id::Id;
 use cista::index::Index;

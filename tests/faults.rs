@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cista::archiver::{backup, BackupOptions, Source};
 use cista::backend::{FileType, LocalBackend};
+use cista::backup::{backup, BackupOptions, Source};
 use cista::checker::{check, CheckOptions, Subset};
 use cista::index::Index;
 use cista::{InitOptions, Repository};

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cista::archiver::{backup, BackupOptions, Source};
 use cista::backend::{Backend, FileType, MemBackend};
+use cista::backup::{backup, BackupOptions, Source};
 use cista::checker::{check, CheckOptions, Subset};
 use cista::index::Index;
 use cista::{InitOptions, Repository};
@@ -216,11 +216,11 @@ fn prune_repacks_with_packs_in_flight_and_loses_nothing() {
     let index = Index::load(&repo).unwrap();
     let (_, snap) = repo.snapshots().unwrap().pop().unwrap();
     let target = env.path("restore");
-    let ropts = cista::restorer::RestoreOptions {
+    let ropts = cista::restore::RestoreOptions {
         target: target.clone(),
         ..Default::default()
     };
-    let sum = cista::restorer::restore(&repo, &index, &snap, "", &ropts).unwrap();
+    let sum = cista::restore::restore(&repo, &index, &snap, "", &ropts).unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_same_tree(&expected, &src, &restored);
@@ -276,7 +276,7 @@ fn copy_reads_the_source_in_flight() {
     .unwrap();
     let from_index = Index::load(&from).unwrap();
     far.arm();
-    let new = cista::archiver::copy_snapshot(
+    let new = cista::backup::copy_snapshot(
         &to,
         &Index::load(&to).unwrap(),
         &from,
@@ -292,12 +292,12 @@ fn copy_reads_the_source_in_flight() {
 
     let index = Index::load(&to).unwrap();
     let target = env.path("restore");
-    let ropts = cista::restorer::RestoreOptions {
+    let ropts = cista::restore::RestoreOptions {
         target: target.clone(),
         ..Default::default()
     };
     let copied = to.load_snapshot(&new).unwrap();
-    let sum = cista::restorer::restore(&to, &index, &copied, "", &ropts).unwrap();
+    let sum = cista::restore::restore(&to, &index, &copied, "", &ropts).unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     assert_same_tree(
         &expected,

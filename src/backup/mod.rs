@@ -1,0 +1,423 @@
+//! Backup: source walk → chunker → dedup → packer → backend, building trees bottom-up.
+//!
+//! Directories are walked depth-first; the entries of a directory are processed in parallel on
+//! rayon's pool, and so are the chunks of one file, so both cores stay busy on one large file
+//! and on many small ones. A file is read in segments of at most two maximum chunks plus the
+//! carried-over tail, so memory stays bounded whatever the file size. Files are read with
+//! `read`, not mapped: a mapped file that another process truncates kills the reader with
+//! SIGBUS, and nightly backups of live log and dump directories meet that.
+
+mod copy;
+mod excludes;
+mod reconcile;
+mod source;
+mod stream;
+mod walk;
+
+pub use copy::{copy_identity, copy_snapshot};
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::format::{self, BlobType, Snapshot, Summary, Tree};
+use crate::id::{BlobId, SnapshotId, TreeId};
+use crate::index::Index;
+use crate::lock::LockGuard;
+use crate::pack::{BlobSaver, INDEX_EVERY_PACKS};
+use crate::repository::{format_time, hostname, username, Repository, SnapshotFilter};
+
+use excludes::Excludes;
+use reconcile::{first_gone, gone_error, reconcile, Attempt};
+use stream::stream_node;
+use walk::{build_trie, normalize};
+
+/// What to back up.
+pub enum Source {
+    /// Files and directories on this host.
+    Paths(Vec<PathBuf>),
+    /// One stream, stored as a file named `name` at the snapshot root.
+    Reader {
+        name: String,
+        reader: Box<dyn Read + Send>,
+    },
+    /// The standard output of a command, stored as a file named `name`. A non-zero exit of the
+    /// command fails the backup and no snapshot is saved.
+    Command { name: String, argv: Vec<String> },
+}
+
+/// Backup settings.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    /// Glob patterns; a pattern without `/` matches any file name, one with `/` a whole path.
+    pub excludes: Vec<String>,
+    pub exclude_files: Vec<PathBuf>,
+    pub one_file_system: bool,
+    /// Snapshot time (RFC 3339); default now.
+    pub time: Option<String>,
+    /// Parent snapshot (id or prefix); default the latest with the same host and paths.
+    pub parent: Option<String>,
+    /// Read every file even when the parent says it is unchanged.
+    pub force: bool,
+    pub ignore_inode: bool,
+    pub ignore_ctime: bool,
+    /// Record access times. Off by default, as in restic 0.17: reading the source between two
+    /// backups would otherwise change nearly every tree of the next one.
+    pub with_atime: bool,
+    /// Don't write anything; report what would be added.
+    pub dry_run: bool,
+}
+
+/// What a backup produced.
+#[derive(Debug)]
+pub struct BackupResult {
+    pub snapshot_id: Option<SnapshotId>,
+    pub snapshot: Snapshot,
+    pub summary: Summary,
+    /// Source files that could not be read, each with the reason.
+    pub warnings: Vec<String>,
+    /// Damage found in the repository and worked around (the snapshot is complete): packs
+    /// missing or short, parent trees that could not be loaded.
+    pub notices: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    data_blobs: AtomicU64,
+    tree_blobs: AtomicU64,
+    data_added: AtomicU64,
+    data_added_packed: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    seen: Mutex<HashSet<(BlobType, BlobId)>>,
+    saver: BlobSaver<'a>,
+    c: Counters,
+    warnings: Mutex<Vec<String>>,
+    notices: Mutex<Vec<String>>,
+    /// Parent trees that failed to load: stored again even though the index names them.
+    distrusted: Mutex<HashSet<TreeId>>,
+    excludes: Excludes,
+    opts: &'a BackupOptions,
+    names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
+    dry_run: bool,
+    /// Files being read in more than one piece right now (see `store_stream`).
+    big_streams: AtomicU64,
+}
+
+impl<'a> Archiver<'a> {
+    fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        opts: &'a BackupOptions,
+    ) -> Result<Archiver<'a>> {
+        Ok(Archiver {
+            repo,
+            index,
+            seen: Mutex::new(HashSet::new()),
+            saver: BlobSaver::new(repo, Some(INDEX_EVERY_PACKS)),
+            c: Counters::default(),
+            warnings: Mutex::new(Vec::new()),
+            notices: Mutex::new(Vec::new()),
+            distrusted: Mutex::new(HashSet::new()),
+            excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
+            opts,
+            names: Mutex::new((HashMap::new(), HashMap::new())),
+            dry_run: opts.dry_run,
+            big_streams: AtomicU64::new(0),
+        })
+    }
+
+    /// Stores a blob unless the index or this run already has it.
+    fn add_blob(&self, ty: BlobType, data: &[u8]) -> Result<BlobId> {
+        let id = self.repo.keys().blob_id(data);
+        let indexed = self.index.contains(ty, &id)
+            && !(ty == BlobType::Tree && self.distrusted.lock().unwrap().contains(&id));
+        if indexed || !self.seen.lock().unwrap().insert((ty, id)) {
+            return Ok(id);
+        }
+        let sealed = format::seal_blob(
+            self.repo.keys(),
+            ty,
+            &id,
+            data,
+            Some(self.repo.config().blob_level(data.len())),
+        );
+        match ty {
+            BlobType::Data => &self.c.data_blobs,
+            BlobType::Tree => &self.c.tree_blobs,
+        }
+        .fetch_add(1, Relaxed);
+        self.c.data_added.fetch_add(data.len() as u64, Relaxed);
+        self.c
+            .data_added_packed
+            .fetch_add(sealed.len() as u64, Relaxed);
+        if self.dry_run {
+            return Ok(id);
+        }
+        self.saver.add(ty, id, &sealed, data.len() as u32)?;
+        Ok(id)
+    }
+
+    fn warn(&self, path: &Path, what: &str, e: impl std::fmt::Display) {
+        self.warnings
+            .lock()
+            .unwrap()
+            .push(format!("{}: {what}: {e}", path.display()));
+    }
+
+    fn notice(&self, msg: String) {
+        self.notices.lock().unwrap().push(msg);
+    }
+}
+
+/// Runs a backup and saves its snapshot. The caller holds a shared lock (`lock`), which is
+/// checked before the snapshot is written.
+///
+/// Should a prune that took the lock for stale delete blobs this backup deduplicated against,
+/// a backup of paths runs once more against the index as it is now, storing them again; any
+/// other backup fails without a snapshot.
+pub fn backup(
+    repo: &Repository,
+    index: &Index,
+    source: Source,
+    opts: &BackupOptions,
+    lock: Option<&LockGuard>,
+) -> Result<BackupResult> {
+    let again = match &source {
+        Source::Paths(p) => Some(p.clone()),
+        _ => None,
+    };
+    let gone = match run_backup(repo, index, source, opts, lock)? {
+        Attempt::Saved(r) => return Ok(*r),
+        Attempt::Gone(id) => id,
+    };
+    let Some(paths) = again else {
+        return Err(gone_error(&gone));
+    };
+    let fresh = Index::load(repo)?;
+    match run_backup(repo, &fresh, Source::Paths(paths), opts, lock)? {
+        Attempt::Saved(r) => {
+            let mut r = *r;
+            r.notices.insert(
+                0,
+                format!(
+                    "blob {gone} and maybe others this backup reused were deleted while it ran \
+                     (a prune took its lock for stale); the backup ran again and stored them anew"
+                ),
+            );
+            Ok(r)
+        }
+        Attempt::Gone(id) => Err(gone_error(&id)),
+    }
+}
+
+fn run_backup(
+    repo: &Repository,
+    index: &Index,
+    source: Source,
+    opts: &BackupOptions,
+    lock: Option<&LockGuard>,
+) -> Result<Attempt> {
+    let start = jiff::Zoned::now();
+    let t0 = Instant::now();
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let (index, pack_notes) = reconcile(repo, index)?;
+    let index = &*index;
+    let a = Archiver::new(repo, index, opts)?;
+    a.notices.lock().unwrap().extend(pack_notes);
+
+    let (root, paths, parent_id) = match source {
+        Source::Paths(paths) => {
+            if paths.is_empty() {
+                return Err(Error::Invalid("nothing to back up: no paths given".into()));
+            }
+            let mut abs = paths
+                .iter()
+                .map(|p| normalize(p))
+                .collect::<Result<Vec<_>>>()?;
+            abs.sort();
+            abs.dedup();
+            for p in &abs {
+                fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
+            }
+            let shown: Vec<String> = abs
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            let parent = find_parent(repo, opts, &host, &shown)?;
+            let parent_tree = parent
+                .as_ref()
+                .and_then(|(_, s)| a.load_parent_tree(Path::new("/"), &s.tree));
+            let trie = build_trie(&abs);
+            let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
+                let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+                a.dir(Path::new("/"), parent_tree.as_ref(), m.dev())?
+            } else {
+                a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
+            };
+            (tree, shown, parent.map(|p| p.0))
+        }
+        Source::Reader { name, mut reader } => {
+            let n = stream_node(&a, &name, &mut *reader)?;
+            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
+        }
+        Source::Command { name, argv } => {
+            let (prog, args) = argv.split_first().ok_or_else(|| {
+                Error::Invalid("no command given for --stdin-from-command".into())
+            })?;
+            let mut child = std::process::Command::new(prog)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Command(format!("cannot start {prog:?}: {e}")))?;
+            let mut out = child.stdout.take().expect("piped stdout");
+            let n = stream_node(&a, &name, &mut out);
+            drop(out);
+            let status = child
+                .wait()
+                .map_err(|e| Error::Command(format!("waiting for {prog:?}: {e}")))?;
+            let n = n?;
+            if !status.success() {
+                return Err(Error::Command(format!(
+                    "command {prog:?} failed ({status}); no snapshot saved"
+                )));
+            }
+            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
+        }
+    };
+
+    let mut root = root;
+    let tree_id = a.add_blob(BlobType::Tree, &root.encode())?;
+    if !opts.dry_run {
+        a.saver.flush()?;
+    }
+    let end = jiff::Zoned::now();
+    let c = &a.c;
+    let summary = Summary {
+        files_new: c.files_new.load(Relaxed),
+        files_changed: c.files_changed.load(Relaxed),
+        files_unmodified: c.files_unmodified.load(Relaxed),
+        dirs_new: c.dirs_new.load(Relaxed),
+        dirs_changed: c.dirs_changed.load(Relaxed),
+        dirs_unmodified: c.dirs_unmodified.load(Relaxed),
+        data_blobs: c.data_blobs.load(Relaxed),
+        tree_blobs: c.tree_blobs.load(Relaxed),
+        data_added: c.data_added.load(Relaxed),
+        data_added_packed: c.data_added_packed.load(Relaxed),
+        total_files_processed: c.files.load(Relaxed),
+        total_bytes_processed: c.bytes.load(Relaxed),
+        backup_start: format_time(start.clone()),
+        backup_end: format_time(end),
+        duration_secs: t0.elapsed().as_secs_f64(),
+    };
+    let time = match &opts.time {
+        Some(t) => parse_time(t)?,
+        None => format_time(start),
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let mut tags = opts.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let snapshot = Snapshot {
+        time,
+        tree: tree_id,
+        paths,
+        hostname: host,
+        username: username(),
+        uid,
+        gid,
+        tags,
+        parent: parent_id,
+        program_version: format!("cista {}", env!("CARGO_PKG_VERSION")),
+        summary: Some(summary.clone()),
+        original: None,
+    };
+    let snapshot_id = if opts.dry_run {
+        None
+    } else {
+        let ours = a.saver.index_files();
+        if let Some(id) = first_gone(repo, index, &ours, &tree_id)? {
+            return Ok(Attempt::Gone(id));
+        }
+        if let Some(l) = lock {
+            l.check()?;
+        }
+        Some(repo.save_snapshot(&snapshot)?)
+    };
+    let warnings = std::mem::take(&mut *a.warnings.lock().unwrap());
+    let notices = std::mem::take(&mut *a.notices.lock().unwrap());
+    Ok(Attempt::Saved(Box::new(BackupResult {
+        snapshot_id,
+        snapshot,
+        summary,
+        warnings,
+        notices,
+    })))
+}
+
+/// Parses an RFC 3339 time, keeping its UTC offset, or a civil time (`2026-01-02 03:04:05`) in
+/// the local zone, into the stored form.
+pub fn parse_time(t: &str) -> Result<String> {
+    let bad =
+        |e: &dyn std::fmt::Display| Error::Invalid(format!("time {t:?} is not RFC 3339: {e}"));
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        let tz = if t.ends_with('Z') || t.ends_with('z') {
+            jiff::tz::TimeZone::UTC
+        } else {
+            let tail = &t[t.len().saturating_sub(6)..];
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            let h: i32 = tail.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
+            let m: i32 = tail.get(4..6).and_then(|x| x.parse().ok()).unwrap_or(0);
+            let off =
+                jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|e| bad(&e))?;
+            jiff::tz::TimeZone::fixed(off)
+        };
+        return Ok(format_time(ts.to_zoned(tz)));
+    }
+    let dt: jiff::civil::DateTime = t.replace(' ', "T").parse().map_err(|e| bad(&e))?;
+    let z = dt
+        .to_zoned(jiff::tz::TimeZone::system())
+        .map_err(|e| bad(&e))?;
+    Ok(format_time(z))
+}
+
+fn find_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    host: &str,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    if let Some(p) = &opts.parent {
+        return repo
+            .resolve_snapshot(p, &SnapshotFilter::default())
+            .map(Some);
+    }
+    let filter = SnapshotFilter {
+        hosts: vec![host.to_string()],
+        ..Default::default()
+    };
+    let mut all = repo.snapshots()?;
+    all.retain(|(_, s)| filter.matches(s) && s.paths == paths);
+    Ok(all.pop())
+}
