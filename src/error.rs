@@ -81,6 +81,13 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// forget's safety rule: a policy that keeps nothing of a group removes nothing at all.
+    #[error(
+        "refusing to remove all {count} snapshots of {group}: no --keep rule matched any of them \
+             (check the options for typos, or pass --unsafe-allow-remove-all); nothing was removed"
+    )]
+    RemovesAll { count: usize, group: String },
+
     /// A command the user ran for us (password command, stdin command) failed.
     #[error("{0}")]
     Command(String),

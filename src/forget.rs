@@ -178,6 +178,27 @@ pub struct GroupKey {
     pub tags: Option<Vec<String>>,
 }
 
+/// `host [h], paths [a, b], tags [t]`, or `all snapshots` for the one group of `--group-by ''`.
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(h) = &self.host {
+            parts.push(format!("host [{h}]"));
+        }
+        if let Some(p) = &self.paths {
+            parts.push(format!("paths [{}]", p.join(", ")));
+        }
+        if let Some(t) = &self.tags {
+            parts.push(format!("tags [{}]", t.join(", ")));
+        }
+        if parts.is_empty() {
+            f.write_str("all snapshots")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
 impl GroupBy {
     pub fn key(&self, s: &Snapshot) -> GroupKey {
         let mut paths = s.paths.clone();

@@ -34,6 +34,7 @@ pub mod backend;
 pub mod backup;
 pub mod checker;
 pub mod chunker;
+pub mod commands;
 pub mod compress;
 pub mod crypto;
 pub mod error;

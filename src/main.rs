@@ -16,7 +16,8 @@ use clap::{Parser, Subcommand};
 use cista::backend::{Backend, FileType};
 use cista::backup::{self, BackupOptions, Source};
 use cista::checker::{self, CheckOptions, Subset};
-use cista::forget::{self, GroupKey, KeepPolicy};
+use cista::commands;
+use cista::forget::{self, KeepPolicy};
 use cista::format::{BlobType, FileKind, IndexFile, Node, NodeKind, Snapshot, Tree};
 use cista::index::Index;
 use cista::lock::{self, LockGuard};
@@ -800,7 +801,7 @@ fn run(cli: &Cli) -> Result<u8> {
                         print_json(&v)?;
                     } else {
                         for (k, v) in &groups {
-                            println!("snapshots for {}:", group_name(k));
+                            println!("snapshots for {k}:");
                             print_snapshot_table(v, None);
                             println!();
                         }
@@ -829,29 +830,11 @@ fn run(cli: &Cli) -> Result<u8> {
             let repo = open(cli)?;
             let l = exclusive_lock(cli, &repo)?;
             let targets = select_snapshots(&repo, ids, filter)?;
-            let split = |v: &Vec<String>| -> Vec<String> {
-                v.iter()
-                    .flat_map(|t| t.split(','))
-                    .filter(|t| !t.is_empty())
-                    .map(String::from)
-                    .collect()
-            };
-            let set_v = split(set);
-            let mut changed = 0;
-            for (id, _) in targets {
-                l.check()?;
-                if repo
-                    .change_tags(
-                        &id,
-                        &split(add),
-                        &split(remove),
-                        (!set.is_empty()).then_some(&set_v[..]),
-                    )?
-                    .is_some()
-                {
-                    changed += 1;
-                }
-            }
+            let mut opts = commands::TagOptions::default();
+            opts.add = add.clone();
+            opts.remove = remove.clone();
+            opts.set = (!set.is_empty()).then(|| set.clone());
+            let changed = commands::tag(&repo, &targets, &opts, &l)?.changed.len();
             if cli.json {
                 print_json(
                     &serde_json::json!({"message_type": "summary", "changed_snapshots": changed}),
@@ -899,39 +882,21 @@ fn run(cli: &Cli) -> Result<u8> {
             let _sl = lock(cli, &src, false)?;
             let dl = lock(cli, &dst, false)?;
             let snaps = select_snapshots(&src, ids, filter)?;
-            let src_index = Index::load(&src)?;
-            let (mut copied, mut skipped) = (0, 0);
-            for (id, s) in &snaps {
-                // Reloaded each time so later snapshots deduplicate against earlier copies.
-                let dst_index = Index::load(&dst)?;
-                match cista::backup::copy_snapshot(
-                    &dst,
-                    &dst_index,
-                    &src,
-                    &src_index,
-                    id,
-                    s,
-                    dl.as_ref(),
-                )? {
-                    Some(new) => {
-                        copied += 1;
-                        if !cli.quiet && !cli.json {
-                            println!(
-                                "snapshot {} of {} copied as {}",
-                                id.short(),
-                                short_time(&s.time),
-                                new.short()
-                            );
-                        }
+            let (quiet, json, verbose) = (cli.quiet, cli.json, cli.verbose);
+            let report =
+                commands::copy(&dst, &src, &snaps, dl.as_ref(), &mut |id, s, c| match c {
+                    commands::Copied::As(new) if !quiet && !json => println!(
+                        "snapshot {} of {} copied as {}",
+                        id.short(),
+                        short_time(&s.time),
+                        new.short()
+                    ),
+                    commands::Copied::Present if verbose > 0 => {
+                        println!("snapshot {} is already in the destination", id.short())
                     }
-                    None => {
-                        skipped += 1;
-                        if cli.verbose > 0 {
-                            println!("snapshot {} is already in the destination", id.short());
-                        }
-                    }
-                }
-            }
+                    _ => {}
+                })?;
+            let (copied, skipped) = (report.copied(), report.skipped());
             if cli.json {
                 print_json(
                     &serde_json::json!({"message_type": "summary", "copied": copied, "skipped": skipped}),
@@ -1162,13 +1127,7 @@ fn backup(cli: &Cli, a: &BackupArgs) -> Result<u8> {
     let repo = open(cli)?;
     let l = lock(cli, &repo, false)?;
     let index = Index::load(&repo)?;
-    let tags = a
-        .tag
-        .iter()
-        .flat_map(|t| t.split(','))
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect();
+    let tags = commands::split_tags(&a.tag);
     let opts = BackupOptions {
         tags,
         host: a.host.clone(),
@@ -1445,24 +1404,6 @@ fn cat(cli: &Cli, kind: &str, id: Option<&str>) -> Result<u8> {
     Ok(0)
 }
 
-fn group_name(k: &GroupKey) -> String {
-    let mut parts = Vec::new();
-    if let Some(h) = &k.host {
-        parts.push(format!("host [{h}]"));
-    }
-    if let Some(p) = &k.paths {
-        parts.push(format!("paths [{}]", p.join(", ")));
-    }
-    if let Some(t) = &k.tags {
-        parts.push(format!("tags [{}]", t.join(", ")));
-    }
-    if parts.is_empty() {
-        "all snapshots".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
 fn print_snapshot_table(snaps: &[(Id, Snapshot)], reasons: Option<&HashMap<Id, Vec<String>>>) {
     let r = reasons.is_some();
     println!(
@@ -1580,35 +1521,10 @@ fn cache_cmd(cli: &Cli, cleanup: bool, max_age_days: u64, no_size: bool) -> Resu
 
 /// The snapshots `forget ID...` removes. A snapshot file that fails verification is removed
 /// too when named by id: it cannot be restored, and it is what stops prune (planted junk, say).
-fn forget_targets(
-    cli: &Cli,
-    repo: &Repository,
-    ids: &[String],
-    filter: &Filter,
-) -> Result<Vec<Id>> {
-    let f = filter.to_lib();
-    let mut out = Vec::new();
-    for i in ids {
-        let id = match repo.resolve_snapshot(i, &f) {
-            Ok((id, _)) => id,
-            Err(e) if e.is_integrity() && i != "latest" => {
-                let id = repo.find_id(FileType::Snapshot, i)?;
-                if !cli.quiet {
-                    eprintln!("removing damaged snapshot {id}: {e}");
-                }
-                id
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !out.contains(&id) {
-            out.push(id);
-        }
-    }
-    Ok(out)
-}
-
 fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
-    let policy = KeepPolicy {
+    let mut opts = commands::ForgetOptions::default();
+    opts.ids = a.ids.clone();
+    opts.policy = KeepPolicy {
         last: a.keep_last,
         hourly: a.keep_hourly,
         daily: a.keep_daily,
@@ -1623,54 +1539,30 @@ fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         within_yearly: a.keep_within_yearly,
         tags: a.keep_tag.clone(),
     };
+    opts.group_by = a.group_by.parse()?;
+    opts.filter = a.filter.to_lib();
+    opts.unsafe_allow_remove_all = a.unsafe_allow_remove_all;
+    opts.dry_run = a.prune_args.dry_run;
     let repo = open(cli)?;
     let l = exclusive_lock(cli, &repo)?;
-    let mut remove: Vec<Id> = Vec::new();
-    let mut report = Vec::new();
-    if !a.ids.is_empty() {
-        if !policy.is_empty() {
-            bail!("give snapshot ids or a --keep policy, not both");
+    let r = commands::forget(&repo, &opts, &l)?;
+    if r.no_policy {
+        if !cli.quiet {
+            eprintln!("no policy was given: no snapshots will be removed");
         }
-        remove = forget_targets(cli, &repo, &a.ids, &a.filter)?;
-    } else {
-        let filtered = select_snapshots(&repo, &[], &a.filter)?;
-        if policy.is_empty() {
-            let has_filter = !a.filter.hosts.is_empty()
-                || !a.filter.tags.is_empty()
-                || !a.filter.paths.is_empty();
-            if !a.unsafe_allow_remove_all {
-                if !cli.quiet {
-                    eprintln!("no policy was given: no snapshots will be removed");
-                }
-                return Ok(0);
-            }
-            if !has_filter {
-                bail!(
-                    "--unsafe-allow-remove-all needs a snapshot filter (--host, --tag or --path)"
-                );
-            }
-        }
-        let groups = forget::group(filtered, a.group_by.parse()?);
-        let now = jiff::Timestamp::now();
-        let tz = jiff::tz::TimeZone::system();
-        for (key, snaps) in groups {
-            let d = forget::apply(key, &snaps, &policy, now, &tz)?;
-            if d.keep.is_empty() && !d.remove.is_empty() && !a.unsafe_allow_remove_all {
-                bail!(
-                    "refusing to remove all {} snapshots of {}: no --keep rule matched any of them \
-                     (check the options for typos, or pass --unsafe-allow-remove-all); nothing was removed",
-                    d.remove.len(),
-                    group_name(&d.group)
-                );
-            }
-            remove.extend(d.remove.iter().copied());
-            report.push((d, snaps));
+        return Ok(0);
+    }
+    if !cli.quiet {
+        for (id, e) in &r.damaged {
+            eprintln!("removing damaged snapshot {id}: {e}");
         }
     }
     if cli.json {
-        let v: Vec<_> = report
+        let v: Vec<_> = r
+            .groups
             .iter()
-            .map(|(d, _)| {
+            .map(|g| {
+                let d = &g.decision;
                 serde_json::json!({
                     "group_key": d.group,
                     "keep": d.keep.iter().map(|k| k.id).collect::<Vec<_>>(),
@@ -1682,46 +1574,52 @@ fn forget_cmd(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         if a.ids.is_empty() {
             print_json(&v)?;
         } else {
-            print_json(&serde_json::json!({"remove": remove}))?;
+            print_json(&serde_json::json!({"remove": r.remove}))?;
         }
     } else if !cli.quiet {
-        for (d, snaps) in &report {
-            println!("snapshots for {}:", group_name(&d.group));
-            let reasons: HashMap<Id, Vec<String>> =
-                d.keep.iter().map(|k| (k.id, k.reasons.clone())).collect();
-            let kept: Vec<(Id, Snapshot)> = snaps
-                .iter()
-                .filter(|(id, _)| reasons.contains_key(id))
-                .cloned()
-                .collect();
-            let gone: Vec<(Id, Snapshot)> = snaps
-                .iter()
-                .filter(|(id, _)| !reasons.contains_key(id))
-                .cloned()
-                .collect();
-            println!("keep {} snapshots:", kept.len());
-            print_snapshot_table(&kept, Some(&reasons));
-            if !gone.is_empty() {
-                println!("remove {} snapshots:", gone.len());
-                print_snapshot_table(&gone, None);
-            }
-            println!();
+        for g in &r.groups {
+            print_forget_group(g);
         }
     }
-    if a.prune_args.dry_run {
+    if r.dry_run {
         if !cli.quiet && !cli.json {
-            println!("dry run: would remove {} snapshots", remove.len());
+            println!("dry run: would remove {} snapshots", r.remove.len());
         }
         return Ok(0);
     }
-    repo.remove_snapshots(&remove, || l.check())?;
     if !cli.quiet && !cli.json {
-        println!("removed {} snapshots", remove.len());
+        println!("removed {} snapshots", r.remove.len());
     }
-    if a.prune && !remove.is_empty() {
+    if a.prune && !r.remove.is_empty() {
         return run_prune(cli, &repo, &a.prune_args, &l);
     }
     Ok(0)
+}
+
+fn print_forget_group(g: &commands::ForgetGroup) {
+    let d = &g.decision;
+    println!("snapshots for {}:", d.group);
+    let reasons: HashMap<Id, Vec<String>> =
+        d.keep.iter().map(|k| (k.id, k.reasons.clone())).collect();
+    let kept: Vec<(Id, Snapshot)> = g
+        .snapshots
+        .iter()
+        .filter(|(id, _)| reasons.contains_key(id))
+        .cloned()
+        .collect();
+    let gone: Vec<(Id, Snapshot)> = g
+        .snapshots
+        .iter()
+        .filter(|(id, _)| !reasons.contains_key(id))
+        .cloned()
+        .collect();
+    println!("keep {} snapshots:", kept.len());
+    print_snapshot_table(&kept, Some(&reasons));
+    if !gone.is_empty() {
+        println!("remove {} snapshots:", gone.len());
+        print_snapshot_table(&gone, None);
+    }
+    println!();
 }
 
 fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGuard) -> Result<u8> {
@@ -1884,59 +1782,12 @@ fn config_cmd(cli: &Cli, key: Option<&str>, value: Option<&str>) -> Result<u8> {
 }
 
 fn stats_cmd(cli: &Cli, ids: &[String], mode: &str, filter: &Filter) -> Result<u8> {
+    let m: commands::StatsMode = mode.parse()?;
     let repo = open(cli)?;
     let _l = lock(cli, &repo, false)?;
     let snaps = select_snapshots(&repo, ids, filter)?;
     let index = Index::load(&repo)?;
-    let v = match mode {
-        "restore-size" => {
-            let (mut size, mut files) = (0u64, 0u64);
-            for (_, s) in &snaps {
-                cista::tree::walk(&repo, &index, &s.tree, "", &mut |_, n| {
-                    if n.kind != NodeKind::Dir {
-                        files += 1;
-                        size += n.size;
-                    }
-                    Ok(())
-                })?;
-            }
-            serde_json::json!({"snapshots_count": snaps.len(), "total_size": size, "total_file_count": files})
-        }
-        "raw-data" => {
-            let mut seen = std::collections::HashSet::new();
-            let (mut raw, mut stored) = (0u64, 0u64);
-            let mut add = |ty: BlobType, id: &Id| -> Result<()> {
-                if seen.insert((ty, *id)) {
-                    let loc = index
-                        .get(ty, id)
-                        .ok_or_else(|| anyhow!("{} blob {id} is not in the index", ty.name()))?;
-                    raw += loc.raw_len as u64;
-                    stored += loc.length as u64;
-                }
-                Ok(())
-            };
-            for (_, s) in &snaps {
-                add(BlobType::Tree, &s.tree)?;
-                cista::tree::walk(&repo, &index, &s.tree, "", &mut |_, n| {
-                    for b in &n.content {
-                        add(BlobType::Data, b).map_err(|e| Error::Invalid(e.to_string()))?;
-                    }
-                    if let Some(t) = n.subtree {
-                        add(BlobType::Tree, &t).map_err(|e| Error::Invalid(e.to_string()))?;
-                    }
-                    Ok(())
-                })?;
-            }
-            serde_json::json!({
-                "snapshots_count": snaps.len(),
-                "total_blob_count": seen.len(),
-                "total_uncompressed_size": raw,
-                "total_size": stored,
-                "compression_ratio": if stored > 0 { raw as f64 / stored as f64 } else { 0.0 },
-            })
-        }
-        other => bail!("unknown stats mode {other:?}: use restore-size or raw-data"),
-    };
+    let v = serde_json::to_value(commands::stats(&repo, &index, &snaps, m)?)?;
     if cli.json {
         print_json(&v)?;
     } else {

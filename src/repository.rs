@@ -799,6 +799,11 @@ pub struct SnapshotFilter {
 }
 
 impl SnapshotFilter {
+    /// No host, tag or path given: every snapshot matches.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+    }
+
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && (self.tags.is_empty()
