@@ -1,0 +1,411 @@
+//! The command line: clap definitions of the global options and every subcommand.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use cista::prune::{self};
+use cista::{Error, SnapshotFilter};
+
+#[derive(Parser)]
+#[command(
+    name = "cista",
+    version,
+    about = "Deduplicating, encrypted backups",
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    /// Repository location: a path, local:PATH, file:///PATH, s3://bucket/prefix,
+    /// gs://bucket/prefix or az://container/prefix.
+    #[arg(short = 'r', long = "repo", env = "CISTA_REPOSITORY", global = true)]
+    pub(crate) repo: Option<String>,
+    /// Object store setting as key=value (object_store's key names, e.g.
+    /// aws_endpoint=http://127.0.0.1:9000); repeatable.
+    #[arg(short = 'o', long = "option", global = true)]
+    pub(crate) option: Vec<String>,
+    /// Read the password from this file's first line (takes precedence over CISTA_PASSWORD).
+    #[arg(
+        long,
+        env = "CISTA_PASSWORD_FILE",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password (takes precedence over
+    /// CISTA_PASSWORD).
+    #[arg(
+        long,
+        env = "CISTA_PASSWORD_COMMAND",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) password_command: Option<String>,
+    /// Key file id (or unique prefix) to try first (default: the one that opened this
+    /// repository last on this host).
+    #[arg(long, env = "CISTA_KEY_HINT", global = true)]
+    pub(crate) key_hint: Option<String>,
+    /// Use an empty password: create or open a repository without one (insecure; needed by
+    /// every command on such a repository).
+    #[arg(long, global = true)]
+    pub(crate) insecure_no_password: bool,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Print less.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// Print more (repeat for even more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Do not lock the repository (for read-only media; unsafe beside a prune).
+    #[arg(long, global = true)]
+    pub(crate) no_lock: bool,
+    /// Local cache directory for index, snapshots and trees of remote repositories
+    /// (default $XDG_CACHE_HOME/cista or ~/.cache/cista).
+    #[arg(long, env = "CISTA_CACHE_DIR", global = true)]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Do not use the local cache.
+    #[arg(long, global = true)]
+    pub(crate) no_cache: bool,
+    /// Limit uploads to this rate per second: KiB by default, or a size (e.g. 5M, 1.5MiB).
+    #[arg(long, global = true, value_name = "KiB/s", value_parser = parse_rate)]
+    pub(crate) limit_upload: Option<u64>,
+    /// Limit downloads to this rate per second: KiB by default, or a size (e.g. 5M).
+    #[arg(long, global = true, value_name = "KiB/s", value_parser = parse_rate)]
+    pub(crate) limit_download: Option<u64>,
+    /// Delete nothing but our own locks; forget, prune and tag refuse to run.
+    #[arg(long, env = "CISTA_APPEND_ONLY", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    pub(crate) append_only: bool,
+    /// Wait up to this long for a locked repository (e.g. 30s, 5m).
+    #[arg(long, global = true, value_parser = humantime::parse_duration)]
+    pub(crate) retry_lock: Option<std::time::Duration>,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct Filter {
+    /// Only snapshots of this host (repeatable).
+    #[arg(long = "host")]
+    pub(crate) hosts: Vec<String>,
+    /// Only snapshots with these tags (`a,b` needs both; repeat for either).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable).
+    #[arg(long = "path")]
+    pub(crate) paths: Vec<String>,
+}
+
+impl Filter {
+    pub(crate) fn to_lib(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Create a new repository.
+    Init {
+        /// Target pack size: MiB by default, or a size (e.g. 64MiB, 1G).
+        #[arg(long, default_value = "16", value_parser = parse_pack_size)]
+        pack_size: u32,
+    },
+    /// Back up files, standard input, or a command's output.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots {
+        #[command(flatten)]
+        filter: Filter,
+        /// Group the list by host, paths and/or tags.
+        #[arg(long, short = 'g')]
+        group_by: Option<String>,
+    },
+    /// Remove snapshots by id or by a retention policy.
+    Forget(Box<ForgetArgs>),
+    /// Remove data no snapshot uses, repacking partly used packs.
+    Prune(PruneArgs),
+    /// Add, remove or set snapshot tags.
+    Tag {
+        /// Snapshots to change (default: all matching the filters).
+        ids: Vec<String>,
+        /// Add this tag (repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// Remove this tag (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
+        /// Replace all tags with these (repeatable).
+        #[arg(long)]
+        set: Vec<String>,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Copy snapshots from another repository into this one (re-chunked and re-encrypted).
+    Copy {
+        /// Snapshots to copy (default: all matching the filters).
+        ids: Vec<String>,
+        /// The repository to copy from.
+        #[arg(long, env = "CISTA_FROM_REPOSITORY")]
+        from_repo: String,
+        /// Password file of the source repository (takes precedence over CISTA_FROM_PASSWORD).
+        #[arg(long, env = "CISTA_FROM_PASSWORD_FILE", hide_env_values = true)]
+        from_password_file: Option<PathBuf>,
+        /// Command printing the source repository's password.
+        #[arg(long, env = "CISTA_FROM_PASSWORD_COMMAND", hide_env_values = true)]
+        from_password_command: Option<String>,
+        /// The source repository has an empty password (see --insecure-no-password).
+        #[arg(long)]
+        from_insecure_no_password: bool,
+        /// Object store setting for the source repository, key=value (repeatable).
+        #[arg(long)]
+        from_option: Vec<String>,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Show repository statistics.
+    Stats {
+        /// Snapshots to count (default: all matching the filters).
+        ids: Vec<String>,
+        /// restore-size (files as restored) or raw-data (unique stored blobs).
+        #[arg(long, default_value = "restore-size")]
+        mode: String,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Restore a snapshot (or SNAPSHOT:SUBPATH) under a target directory.
+    Restore {
+        snapshot: String,
+        /// Directory to restore into.
+        #[arg(long, short = 't')]
+        target: PathBuf,
+        /// Restore only paths matching this pattern (repeatable).
+        #[arg(long, short = 'i')]
+        include: Vec<String>,
+        /// Skip paths matching this pattern (repeatable).
+        #[arg(long, short = 'e')]
+        exclude: Vec<String>,
+        /// Leave all-zero chunks as holes.
+        #[arg(long)]
+        sparse: bool,
+        /// Read every restored file back and check it against the snapshot.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Write one file of a snapshot to standard output.
+    Dump {
+        snapshot: String,
+        path: String,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// List the files of a snapshot.
+    Ls {
+        snapshot: String,
+        /// Only below this path.
+        path: Option<String>,
+        /// Long listing: mode, owner, size, time.
+        #[arg(short, long)]
+        long: bool,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Print a repository object, for debugging.
+    Cat {
+        /// config, key, snapshot, index, tree, blob or pack.
+        kind: String,
+        id: Option<String>,
+    },
+    /// Check the repository's consistency (and with --read-data, every stored byte).
+    Check {
+        /// Read and verify all data.
+        #[arg(long)]
+        read_data: bool,
+        /// Read only a subset of packs: group n/m, a percentage p% or a size (e.g. 500M) of
+        /// randomly chosen packs.
+        #[arg(long, value_name = "SUBSET")]
+        read_data_subset: Option<String>,
+    },
+    /// Show the repository's settings, or change one: `config append-only on|off`.
+    ///
+    /// An append-only repository refuses forget, prune and tag for every client until the
+    /// setting is turned off again (which a client run with --append-only cannot do).
+    Config {
+        /// The setting to change (append-only).
+        key: Option<String>,
+        /// Its new value (on/off).
+        value: Option<String>,
+    },
+    /// List the local caches of remote repositories, or remove old ones (--cleanup).
+    Cache {
+        /// Remove caches not used for --max-age days.
+        #[arg(long)]
+        cleanup: bool,
+        /// Age in days after which a cache counts as old.
+        #[arg(long, default_value_t = 30)]
+        max_age: u64,
+        /// Do not compute the size of each cache.
+        #[arg(long)]
+        no_size: bool,
+    },
+    /// Remove stale locks.
+    Unlock {
+        /// Remove all locks, even live ones.
+        #[arg(long)]
+        remove_all: bool,
+    },
+}
+
+pub(crate) fn parse_count(s: &str) -> Result<i64, String> {
+    if s == "unlimited" {
+        return Ok(-1);
+    }
+    s.parse::<i64>()
+        .ok()
+        .filter(|&n| n >= -1)
+        .ok_or_else(|| format!("{s:?} is not a count (a number, or unlimited)"))
+}
+
+pub(crate) fn parse_pack_size(s: &str) -> Result<u32, String> {
+    let b = prune::parse_size_in(s, 1 << 20).map_err(|e| e.to_string())?;
+    u32::try_from(b).map_err(|_| format!("pack size {s:?} is too large"))
+}
+
+/// A rate in KiB/s: bare numbers are KiB, sizes are converted.
+pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
+    match prune::parse_size_in(s, 1 << 10).map_err(|e| e.to_string())? {
+        b if b < 1 << 10 => Err(format!("rate {s:?} is below 1 KiB/s")),
+        b => Ok(b >> 10),
+    }
+}
+
+pub(crate) fn parse_within(s: &str) -> Result<cista::forget::Within, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct PruneArgs {
+    /// Don't change anything; report what would be done.
+    #[arg(long, short = 'n')]
+    pub(crate) dry_run: bool,
+    /// Unused space to tolerate in partly used packs: a percentage, a size, or unlimited.
+    #[arg(long, default_value = "5%")]
+    pub(crate) max_unused: String,
+    /// Repack at most this much (e.g. 1G).
+    #[arg(long)]
+    pub(crate) max_repack_size: Option<String>,
+    /// Repack packs holding uncompressed blobs, compressing them.
+    #[arg(long)]
+    pub(crate) repack_uncompressed: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ForgetArgs {
+    /// Snapshots to remove (instead of a policy).
+    pub(crate) ids: Vec<String>,
+    /// Keep the last N snapshots.
+    #[arg(long, short = 'l', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) keep_last: Option<i64>,
+    /// Keep the last N hourly snapshots.
+    #[arg(long, short = 'H', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) keep_hourly: Option<i64>,
+    /// Keep the last N daily snapshots.
+    #[arg(long, short = 'd', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) keep_daily: Option<i64>,
+    /// Keep the last N weekly (ISO week) snapshots.
+    #[arg(long, short = 'w', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) keep_weekly: Option<i64>,
+    /// Keep the last N monthly snapshots.
+    #[arg(long, short = 'm', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) keep_monthly: Option<i64>,
+    /// Keep the last N yearly snapshots.
+    #[arg(long, short = 'y', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) keep_yearly: Option<i64>,
+    /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
+    #[arg(long, value_parser = parse_within)]
+    pub(crate) keep_within: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    pub(crate) keep_within_hourly: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    pub(crate) keep_within_daily: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    pub(crate) keep_within_weekly: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    pub(crate) keep_within_monthly: Option<cista::forget::Within>,
+    #[arg(long, value_parser = parse_within)]
+    pub(crate) keep_within_yearly: Option<cista::forget::Within>,
+    /// Keep snapshots with all of these tags (repeatable; '' keeps untagged ones).
+    #[arg(long)]
+    pub(crate) keep_tag: Vec<String>,
+    /// Group snapshots by host, paths and/or tags ('' for one group).
+    #[arg(long, short = 'g', default_value = "host,paths")]
+    pub(crate) group_by: String,
+    #[command(flatten)]
+    pub(crate) filter: Filter,
+    /// Allow a policy to remove every snapshot of a group.
+    #[arg(long)]
+    pub(crate) unsafe_allow_remove_all: bool,
+    /// Run prune afterwards if snapshots were removed.
+    #[arg(long)]
+    pub(crate) prune: bool,
+    #[command(flatten)]
+    pub(crate) prune_args: PruneArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct BackupArgs {
+    /// Files and directories to back up (with --stdin-from-command: the command and its
+    /// arguments, after `--`).
+    pub(crate) paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable; `a,b` adds both).
+    #[arg(long)]
+    pub(crate) tag: Vec<String>,
+    /// Host name to record instead of this machine's.
+    #[arg(long, short = 'H')]
+    pub(crate) host: Option<String>,
+    /// Exclude paths matching this glob (repeatable).
+    #[arg(long, short = 'e')]
+    pub(crate) exclude: Vec<String>,
+    /// Read exclude patterns from this file (repeatable).
+    #[arg(long)]
+    pub(crate) exclude_file: Vec<PathBuf>,
+    /// Do not cross filesystem boundaries.
+    #[arg(long, short = 'x')]
+    pub(crate) one_file_system: bool,
+    /// Snapshot time (RFC 3339) instead of now.
+    #[arg(long)]
+    pub(crate) time: Option<String>,
+    /// Back up standard input.
+    #[arg(long)]
+    pub(crate) stdin: bool,
+    /// Back up a command's standard output.
+    #[arg(long)]
+    pub(crate) stdin_from_command: bool,
+    /// File name for --stdin / --stdin-from-command.
+    #[arg(long, default_value = "stdin")]
+    pub(crate) stdin_filename: String,
+    /// Parent snapshot to compare against (default: latest of the same host and paths).
+    #[arg(long)]
+    pub(crate) parent: Option<String>,
+    /// Read every file, ignoring the parent snapshot.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Ignore inode numbers when comparing with the parent.
+    #[arg(long)]
+    pub(crate) ignore_inode: bool,
+    /// Ignore ctime when comparing with the parent.
+    #[arg(long)]
+    pub(crate) ignore_ctime: bool,
+    /// Store access times (not stored by default; restore then sets them to the mtime).
+    #[arg(long)]
+    pub(crate) with_atime: bool,
+    /// Do not write anything; show what would be stored.
+    #[arg(long, short = 'n')]
+    pub(crate) dry_run: bool,
+}
