@@ -48,6 +48,7 @@ pub mod prune;
 pub mod repository;
 pub mod restore;
 pub mod tree;
+pub mod util;
 
 pub use error::{Error, Result};
 pub use id::Id;

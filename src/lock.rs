@@ -15,7 +15,8 @@ use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, LockInfo};
 use crate::id::Id;
-use crate::repository::{hostname, now_string, username, Repository};
+use crate::repository::Repository;
+use crate::util::{hostname, now_string, username};
 
 /// A lock not refreshed for this long is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);

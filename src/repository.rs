@@ -11,6 +11,7 @@ use crate::crypto::{KdfParams, KeyFile, Keys};
 use crate::error::{Error, Result};
 use crate::format::{self, ChunkerParams, Config, DecodeError, FileKind, Snapshot, FORMAT_VERSION};
 use crate::id::{Id, SnapshotId};
+use crate::util::{hostname, now_string, username};
 
 /// At most this many key files are tried with Argon2id when opening a repository (restic
 /// tries 20 too): the hinted key comes first, so a host is never slowed by others' keys.
@@ -82,32 +83,6 @@ fn decode_err(what: &'static str, id: impl ToString, e: DecodeError) -> Error {
         },
         DecodeError::Bad(reason) => Error::corrupt(what, id, reason),
     }
-}
-
-/// Host name of this machine.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// User name of this process.
-pub fn username() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_default()
-}
-
-/// The current time as stored in snapshots and locks.
-pub fn now_string() -> String {
-    format_time(jiff::Zoned::now())
-}
-
-pub fn format_time(z: jiff::Zoned) -> String {
-    z.strftime("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string()
 }
 
 /// Fails with `Error::NotEmpty` naming what `be` holds under keys/, data/, index/ and

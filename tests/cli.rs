@@ -86,9 +86,9 @@ fn locked_repository_exits_11_and_stale_locks_are_removed() {
     assert_eq!(env.count("locks"), 0, "a dropped lock is removed");
     // A lock of a dead process on this host is stale: ignored, and removed by unlock.
     let stale = LockInfo {
-        time: cista::repository::now_string(),
+        time: cista::util::now_string(),
         exclusive: true,
-        hostname: cista::repository::hostname(),
+        hostname: cista::util::hostname(),
         username: "x".into(),
         pid: 0x3fff_fff0,
     };

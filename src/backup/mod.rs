@@ -31,7 +31,8 @@ use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::pack::{BlobSaver, INDEX_EVERY_PACKS};
-use crate::repository::{format_time, hostname, username, Repository, SnapshotFilter};
+use crate::repository::{Repository, SnapshotFilter};
+use crate::util::{format_time, hostname, parse_time, username};
 
 use excludes::Excludes;
 use reconcile::{first_gone, gone_error, reconcile, Attempt};
@@ -374,32 +375,6 @@ fn run_backup(
         warnings,
         notices,
     })))
-}
-
-/// Parses an RFC 3339 time, keeping its UTC offset, or a civil time (`2026-01-02 03:04:05`) in
-/// the local zone, into the stored form.
-pub fn parse_time(t: &str) -> Result<String> {
-    let bad =
-        |e: &dyn std::fmt::Display| Error::Invalid(format!("time {t:?} is not RFC 3339: {e}"));
-    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-        let tz = if t.ends_with('Z') || t.ends_with('z') {
-            jiff::tz::TimeZone::UTC
-        } else {
-            let tail = &t[t.len().saturating_sub(6)..];
-            let sign = if tail.starts_with('-') { -1 } else { 1 };
-            let h: i32 = tail.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
-            let m: i32 = tail.get(4..6).and_then(|x| x.parse().ok()).unwrap_or(0);
-            let off =
-                jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|e| bad(&e))?;
-            jiff::tz::TimeZone::fixed(off)
-        };
-        return Ok(format_time(ts.to_zoned(tz)));
-    }
-    let dt: jiff::civil::DateTime = t.replace(' ', "T").parse().map_err(|e| bad(&e))?;
-    let z = dt
-        .to_zoned(jiff::tz::TimeZone::system())
-        .map_err(|e| bad(&e))?;
-    Ok(format_time(z))
 }
 
 fn find_parent(

@@ -39,26 +39,14 @@ impl Archiver<'_> {
     pub(super) fn user_name(&self, uid: u32) -> String {
         let mut g = self.names.lock().unwrap();
         g.0.entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(uid.into())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_default()
-            })
+            .or_insert_with(|| crate::util::user_name(uid))
             .clone()
     }
 
     pub(super) fn group_name(&self, gid: u32) -> String {
         let mut g = self.names.lock().unwrap();
         g.1.entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(gid.into())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_default()
-            })
+            .or_insert_with(|| crate::util::group_name(gid))
             .clone()
     }
 
