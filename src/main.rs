@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 use cista::backend::{Backend, FileType};
 use cista::backup::{self, BackupOptions, Source};
-use cista::checker::{self, CheckOptions, Subset};
+use cista::check::{self, CheckOptions, Subset};
 use cista::forget::{self, GroupKey, KeepPolicy};
 use cista::format::{BlobType, FileKind, IndexFile, Node, NodeKind, Snapshot, Tree};
 use cista::index::Index;
@@ -1067,7 +1067,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 (true, None) => Some(Subset::All),
                 (false, None) => None,
             };
-            let rep = checker::check(&repo, &CheckOptions { read_data: subset })?;
+            let rep = check::check(&repo, &CheckOptions { read_data: subset })?;
             for n in &rep.notes {
                 if cli.verbose > 0 || !cli.quiet {
                     eprintln!("note: {n}");
