@@ -127,7 +127,7 @@ mod testing {
     }
 
     /// Stores `object` again, changed by `f`.
-    pub fn damage(repo: &Repository, t: FileType, object: &str, f: impl FnOnce(&mut Vec<u8>)) {
+    pub fn damage(repo: &Repository, t: FileType, object: &str, f: impl FnOnce(&mut [u8])) {
         let be = repo.backend();
         let mut b = be.read(t, object).unwrap();
         f(&mut b);

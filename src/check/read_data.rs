@@ -130,3 +130,134 @@ fn verify_blobs(
         n
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::{Backend, LocalBackend, MemBackend};
+    use crate::check::testing::{damage, mem_repo, repo_on};
+    use crate::check::{CheckReport, MAX_GROUPS};
+    use crate::error::Result;
+    use crate::index::Index;
+
+    fn read(repo: &Repository, packs: &Packs, subset: Subset) -> CheckReport {
+        let rep = Findings::default();
+        read_data(repo, packs, subset, &rep);
+        rep.into_report()
+    }
+
+    fn packs(repo: &Repository) -> Packs {
+        Packs::list(repo, &Index::load(repo).unwrap()).unwrap()
+    }
+
+    fn data() -> Vec<u8> {
+        crate::check::testing::noise(3 << 20)
+    }
+
+    /// A `MemBackend` that says it is an object store, so packs are fetched in flight.
+    #[derive(Debug, Default)]
+    struct Remote(MemBackend);
+
+    impl Backend for Remote {
+        fn location(&self) -> String {
+            "remote".into()
+        }
+        fn create(&self) -> Result<()> {
+            self.0.create()
+        }
+        fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
+            self.0.read(t, name)
+        }
+        fn read_range(&self, t: FileType, name: &str, off: u64, len: u64) -> Result<Vec<u8>> {
+            self.0.read_range(t, name, off, len)
+        }
+        fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<()> {
+            self.0.write(t, name, data)
+        }
+        fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
+            self.0.list(t)
+        }
+        fn remove(&self, t: FileType, name: &str) -> Result<()> {
+            self.0.remove(t, name)
+        }
+        fn replace_config(&self, data: &[u8]) -> Result<()> {
+            self.0.replace_config(data)
+        }
+        fn connections(&self) -> usize {
+            1
+        }
+    }
+
+    #[test]
+    fn every_pack_and_blob_is_read_on_each_kind_of_store() {
+        let dir = tempfile::tempdir().unwrap();
+        for repo in [
+            mem_repo("f", data()),
+            repo_on(Arc::new(LocalBackend::new(dir.path())), "f", data()),
+            repo_on(Arc::new(Remote::default()), "f", data()),
+        ] {
+            let packs = packs(&repo);
+            let r = read(&repo, &packs, Subset::All);
+            assert!(
+                r.errors.is_empty(),
+                "{}: {:?}",
+                repo.backend().location(),
+                r.errors
+            );
+            assert_eq!(r.packs_read, packs.stored.len());
+            let blobs: usize = packs.by_pack.values().map(Vec::len).sum();
+            assert_eq!(r.blobs_read, blobs);
+            assert_eq!(r.bytes_read, packs.stored.values().sum::<u64>());
+        }
+    }
+
+    /// The largest pack: the one holding the data.
+    fn data_pack(packs: &Packs) -> PackId {
+        *packs.stored.iter().max_by_key(|(_, s)| **s).unwrap().0
+    }
+
+    #[test]
+    fn a_damaged_pack_is_an_error_naming_it_and_the_others_are_still_read() {
+        for repo in [
+            mem_repo("f", data()),
+            repo_on(Arc::new(Remote::default()), "f", data()),
+        ] {
+            let packs = packs(&repo);
+            let victim = data_pack(&packs);
+            damage(&repo, FileType::Pack, &victim.to_hex(), |b| b[1000] ^= 1);
+            let r = read(&repo, &packs, Subset::All);
+            assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+            assert!(r.errors[0].contains(&victim.to_hex()), "{}", r.errors[0]);
+            assert_eq!(r.packs_read, packs.stored.len() - 1);
+        }
+    }
+
+    #[test]
+    fn an_index_entry_the_header_does_not_have_is_an_error() {
+        let repo = mem_repo("f", data());
+        let mut packs = packs(&repo);
+        let victim = data_pack(&packs);
+        let (_, id, loc) = &mut packs.by_pack.get_mut(&victim).unwrap()[0];
+        loc.length += 1;
+        let id = *id;
+        let r = read(&repo, &packs, Subset::All);
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(r.errors[0].contains("does not match the pack header"));
+        assert!(r.errors[0].contains(&id.to_hex()) && r.errors[0].contains(&victim.to_hex()));
+    }
+
+    #[test]
+    fn an_empty_group_reads_nothing_and_says_so() {
+        let repo = mem_repo("f", data());
+        let packs = packs(&repo);
+        let n = (1..=MAX_GROUPS)
+            .find(|n| packs.stored.keys().all(|p| p.0[0] as u32 != n - 1))
+            .unwrap();
+        let r = read(&repo, &packs, Subset::Part(n, MAX_GROUPS));
+        assert_eq!((r.packs_read, r.blobs_read), (0, 0));
+        assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+        assert!(r.notes[0].contains(&format!("group {n}/{MAX_GROUPS}")));
+    }
+}

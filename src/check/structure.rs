@@ -209,7 +209,7 @@ mod tests {
     use crate::check::testing::{damage, mem_repo, names, noise};
     use crate::format::{BlobEntry, IndexPack};
 
-    fn flip_middle(b: &mut Vec<u8>) {
+    fn flip_middle(b: &mut [u8]) {
         let i = b.len() / 2;
         b[i] ^= 0x20;
     }
