@@ -32,7 +32,7 @@
 mod ahead;
 pub mod backend;
 pub mod backup;
-pub mod checker;
+pub mod check;
 pub mod chunker;
 pub mod commands;
 pub mod compress;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cista::backend::{FileType, LocalBackend};
 use cista::backup::{backup, BackupOptions, Source};
-use cista::checker::{check, CheckOptions, Subset};
+use cista::check::{check, CheckOptions, Subset};
 use cista::index::Index;
 use cista::{InitOptions, Repository};
 use common::*;

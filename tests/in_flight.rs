@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cista::backend::{Backend, FileType, MemBackend};
 use cista::backup::{backup, BackupOptions, Source};
-use cista::checker::{check, CheckOptions, Subset};
+use cista::check::{check, CheckOptions, Subset};
 use cista::index::Index;
 use cista::{InitOptions, Repository};
 use common::*;
@@ -136,7 +136,7 @@ fn files(dir: &std::path::Path, n: usize, size: usize) {
     }
 }
 
-fn read_all(repo: &Repository) -> cista::checker::CheckReport {
+fn read_all(repo: &Repository) -> cista::check::CheckReport {
     check(
         repo,
         &CheckOptions {

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 
-use cista::checker::{self, CheckOptions, Subset};
+use cista::check::{self, CheckOptions, Subset};
 use cista::commands;
 use cista::forget::{self};
 use cista::format::{NodeKind, Snapshot};
@@ -305,7 +305,7 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                 (true, None) => Some(Subset::All),
                 (false, None) => None,
             };
-            let rep = checker::check(&repo, &CheckOptions { read_data: subset })?;
+            let rep = check::check(&repo, &CheckOptions { read_data: subset })?;
             for n in &rep.notes {
                 if cli.verbose > 0 || !cli.quiet {
                     eprintln!("note: {n}");
