@@ -522,9 +522,9 @@ fn size_options_accept_iec_si_and_fractional_sizes() {
     let o = env.run(&["prune", "--dry-run", "--max-repack-size", "1.5X"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("1.5X"), "{}", stderr(&o));
-    assert_eq!(cista::prune::parse_size("1GiB").unwrap(), 1 << 30);
-    assert_eq!(cista::prune::parse_size("1GB").unwrap(), 1_000_000_000);
-    assert_eq!(cista::prune::parse_size("1.5G").unwrap(), 3 << 29);
-    assert_eq!(cista::prune::parse_size("10k").unwrap(), 10 << 10);
-    assert_eq!(cista::prune::parse_size("4096").unwrap(), 4096);
+    assert_eq!(cista::util::parse_size("1GiB").unwrap(), 1 << 30);
+    assert_eq!(cista::util::parse_size("1GB").unwrap(), 1_000_000_000);
+    assert_eq!(cista::util::parse_size("1.5G").unwrap(), 3 << 29);
+    assert_eq!(cista::util::parse_size("10k").unwrap(), 10 << 10);
+    assert_eq!(cista::util::parse_size("4096").unwrap(), 4096);
 }

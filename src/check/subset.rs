@@ -60,7 +60,7 @@ impl std::str::FromStr for Subset {
             }
             return Ok(Subset::Part(n, m));
         }
-        match crate::prune::parse_size(s) {
+        match crate::util::parse_size(s) {
             Ok(0) => Err(bad("reads no pack: give a size above 0".into())),
             Ok(b) => Ok(Subset::Bytes(b)),
             Err(_) => Err(usage()),

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use cista::prune::{self};
 use cista::{Error, SnapshotFilter};
 
 #[derive(Parser)]
@@ -273,13 +272,13 @@ pub(crate) fn parse_count(s: &str) -> Result<i64, String> {
 }
 
 pub(crate) fn parse_pack_size(s: &str) -> Result<u32, String> {
-    let b = prune::parse_size_in(s, 1 << 20).map_err(|e| e.to_string())?;
+    let b = cista::util::parse_size_in(s, 1 << 20).map_err(|e| e.to_string())?;
     u32::try_from(b).map_err(|_| format!("pack size {s:?} is too large"))
 }
 
 /// A rate in KiB/s: bare numbers are KiB, sizes are converted.
 pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
-    match prune::parse_size_in(s, 1 << 10).map_err(|e| e.to_string())? {
+    match cista::util::parse_size_in(s, 1 << 10).map_err(|e| e.to_string())? {
         b if b < 1 << 10 => Err(format!("rate {s:?} is below 1 KiB/s")),
         b => Ok(b >> 10),
     }

@@ -386,7 +386,7 @@ pub(crate) fn run_prune(cli: &Cli, repo: &Repository, a: &PruneArgs, l: &LockGua
         max_repack_size: a
             .max_repack_size
             .as_deref()
-            .map(prune::parse_size)
+            .map(cista::util::parse_size)
             .transpose()?,
         repack_uncompressed: a.repack_uncompressed,
     };

@@ -6,10 +6,10 @@ use anyhow::{bail, Result};
 
 use cista::check::{self, CheckOptions, Subset};
 use cista::commands;
-use cista::forget::{self};
+use cista::forget;
 use cista::format::{NodeKind, Snapshot};
 use cista::index::Index;
-use cista::lock::{self};
+use cista::lock;
 use cista::restore::{self, RestoreOptions};
 use cista::tree::find_node;
 use cista::{Id, InitOptions, Repository};

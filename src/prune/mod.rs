@@ -28,7 +28,7 @@ use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::repository::Repository;
 
-pub use options::{parse_size, parse_size_in, MaxUnused};
+pub use options::MaxUnused;
 pub use plan::PrunePlan;
 pub use used::used_blobs;
 

@@ -1,7 +1,9 @@
-//! Small helpers below everything else: names of this host and its users, time formats.
+//! Small helpers below everything else: names of this host and its users, sizes, times.
 
 mod names;
+mod size;
 mod time;
 
 pub use names::{group_name, hostname, user_name, username};
+pub use size::{parse_size, parse_size_in};
 pub use time::{format_time, now_string, parse_time};
