@@ -81,6 +81,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// The repository setting `append_only` forbids what deletes or rewrites snapshots and data.
+    #[error("the repository is append-only (its setting): this command deletes or rewrites snapshots and data; `cista config append-only off` lifts the setting")]
+    AppendOnly,
+
     /// forget's safety rule: a policy that keeps nothing of a group removes nothing at all.
     #[error(
         "refusing to remove all {count} snapshots of {group}: no --keep rule matched any of them \

@@ -452,6 +452,15 @@ impl Repository {
         Ok(id)
     }
 
+    /// `Error::AppendOnly` when the repository's setting forbids deleting or rewriting
+    /// snapshots and data (forget, prune, tag).
+    pub fn refuse_if_append_only(&self) -> Result<()> {
+        if self.config.append_only {
+            return Err(Error::AppendOnly);
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.be
     }

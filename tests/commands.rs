@@ -212,3 +212,34 @@ fn copy_stores_each_snapshot_once_and_skips_what_is_there() {
         &opts.target.join(src.strip_prefix("/").unwrap()),
     );
 }
+
+#[test]
+fn forget_tag_and_prune_refuse_an_append_only_repository() {
+    let env = Env::empty();
+    let be = Arc::new(LocalBackend::new(env.repo()));
+    let opts = cista::InitOptions {
+        append_only: true,
+        ..Default::default()
+    };
+    let repo = Repository::init(be, PASSWORD.as_bytes(), opts).unwrap();
+    let src = env.path("src");
+    small_tree(&src);
+    back_up(&repo, &src, &[]);
+    let lock = LockGuard::acquire(&repo, true).unwrap();
+    let mut f = ForgetOptions::default();
+    f.policy = KeepPolicy {
+        last: Some(1),
+        ..Default::default()
+    };
+    f.unsafe_allow_remove_all = true;
+    let e = commands::forget(&repo, &f, &lock).unwrap_err();
+    assert!(matches!(e, Error::AppendOnly), "{e}");
+    let mut t = TagOptions::default();
+    t.add = vec!["x".into()];
+    let targets = repo.snapshots().unwrap();
+    let e = commands::tag(&repo, &targets, &t, &lock).unwrap_err();
+    assert!(matches!(e, Error::AppendOnly), "{e}");
+    assert_eq!(repo.snapshots().unwrap(), targets);
+    let e = cista::prune::prune(&repo, &Default::default(), Some(&lock)).unwrap_err();
+    assert!(matches!(e, Error::AppendOnly), "{e}");
+}

@@ -234,9 +234,7 @@ pub(crate) fn exclusive_lock(cli: &Cli, repo: &Repository) -> Result<LockGuard> 
     if cli.append_only {
         bail!("append-only mode: this command deletes or rewrites snapshots and data; run it from a host with delete rights");
     }
-    if repo.config().append_only {
-        bail!("the repository is append-only (its setting): this command deletes or rewrites snapshots and data; `cista config append-only off` lifts the setting");
-    }
+    repo.refuse_if_append_only()?;
     if cli.no_lock {
         bail!("this command deletes data and always locks the repository");
     }

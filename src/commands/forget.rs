@@ -50,6 +50,7 @@ pub struct ForgetReport {
 
 /// Decides and (unless a dry run) removes, checking `lock` (exclusive) before each delete.
 pub fn forget(repo: &Repository, opts: &ForgetOptions, lock: &LockGuard) -> Result<ForgetReport> {
+    repo.refuse_if_append_only()?;
     let mut report = ForgetReport {
         dry_run: opts.dry_run,
         ..Default::default()

@@ -52,6 +52,7 @@ pub fn tag(
     opts: &TagOptions,
     lock: &LockGuard,
 ) -> Result<TagReport> {
+    repo.refuse_if_append_only()?;
     let (add, remove) = (split_tags(&opts.add), split_tags(&opts.remove));
     let set = opts.set.as_deref().map(split_tags);
     let mut report = TagReport::default();

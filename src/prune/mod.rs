@@ -97,6 +97,7 @@ pub fn prune(
     opts: &PruneOptions,
     lock: Option<&LockGuard>,
 ) -> Result<PruneReport> {
+    repo.refuse_if_append_only()?;
     let index = Index::load_complete(repo)?;
     let plan = PrunePlan::new(repo, &index, opts)?;
     if opts.dry_run {
