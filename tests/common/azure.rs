@@ -2,10 +2,10 @@
 //! loopback port, in memory, with one container per test. `scripts/test.sh` installs it into
 //! `target/test-tools` when it is missing.
 
+use super::server::start_watched;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 
@@ -45,31 +45,16 @@ pub fn server() -> &'static AzureServer {
             bin.display()
         );
         let port = free_port();
-        // As for moto: a shell watches this test process and stops the server when it exits.
         // Data in memory (at most 1 GiB), no telemetry: tests talk to loopback only.
-        let script = format!(
-            "'{bin}' --blobHost 127.0.0.1 --blobPort {port} --inMemoryPersistence --extentMemoryLimit 1024 \
-             --skipApiVersionCheck --loose --silent --disableTelemetry & s=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 1; done; \
-             kill $s 2>/dev/null",
-            bin = bin.display(),
-            parent = std::process::id()
-        );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh not found");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the Azure test server (Azurite, {}) did not start within 30 s",
+        let child = start_watched(
+            &format!(
+                "'{}' --blobHost 127.0.0.1 --blobPort {port} --inMemoryPersistence \
+                 --extentMemoryLimit 1024 --skipApiVersionCheck --loose --silent --disableTelemetry",
                 bin.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            ),
+            port,
+            &format!("the Azure test server (Azurite, {})", bin.display()),
+        );
         AzureServer {
             port,
             _child: child,

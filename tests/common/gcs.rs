@@ -11,10 +11,10 @@
 //! cannot be tested against it. Tests
 //! therefore seed buckets through its JSON upload API and run cista's read-only paths.
 
+use super::server::start_watched;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use super::s3::{free_port, http, http_body};
 
@@ -55,31 +55,16 @@ pub fn server() -> &'static GcsServer {
             bin.display()
         );
         let port = free_port();
-        // As for moto: a shell watches this test process and stops the server when it exits.
         // The public host is its own address, so path-style XML API requests are served.
-        let script = format!(
-            "'{bin}' -scheme http -host 127.0.0.1 -port {port} -public-host 127.0.0.1:{port} \
-             -backend memory -log-level error & s=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 1; done; \
-             kill $s 2>/dev/null",
-            bin = bin.display(),
-            parent = std::process::id()
-        );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh not found");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the GCS test server ({}) did not start within 30 s",
+        let child = start_watched(
+            &format!(
+                "'{}' -scheme http -host 127.0.0.1 -port {port} -public-host 127.0.0.1:{port} \
+                 -backend memory -log-level error",
                 bin.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            ),
+            port,
+            &format!("the GCS test server ({})", bin.display()),
+        );
         GcsServer {
             port,
             _child: child,

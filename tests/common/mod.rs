@@ -16,6 +16,7 @@ pub mod hooked;
 pub mod jobs;
 pub mod outage;
 pub mod s3;
+pub mod server;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 

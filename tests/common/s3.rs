@@ -2,22 +2,16 @@
 //! bucket per test. `.ci/run` and `scripts/test.sh` install it (`pip install 'moto[server]'`).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Child;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+
+pub use super::server::free_port;
+use super::server::start_watched;
 
 pub struct S3Server {
     pub port: u16,
     _child: Child,
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts (once per test binary) the server.
@@ -25,28 +19,15 @@ pub fn server() -> &'static S3Server {
     static S: OnceLock<S3Server> = OnceLock::new();
     S.get_or_init(|| {
         let port = free_port();
-        // A shell watches this test process and stops the server when it exits, so no server
-        // outlives the test run.
-        let script = format!(
-            "python3 -m moto.server -H 127.0.0.1 -p {port} & s=$!; \
-             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $s",
-            parent = std::process::id()
+        let child = start_watched(
+            &format!("python3 -m moto.server -H 127.0.0.1 -p {port}"),
+            port,
+            "the S3 test server (moto; pip install 'moto[server]', as scripts/test.sh does)",
         );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 not found");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the S3 test server (moto) did not start: install it with pip install 'moto[server]' (scripts/test.sh does)"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        S3Server {
+            port,
+            _child: child,
         }
-        S3Server { port, _child: child }
     })
 }
 
