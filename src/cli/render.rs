@@ -7,7 +7,6 @@ use anyhow::Result;
 
 use cista::format::{Node, NodeKind, Snapshot};
 use cista::index::Index;
-use cista::tree::load_tree;
 use cista::{Id, Repository};
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -59,16 +58,22 @@ pub(crate) struct Lister<'a, W: Write> {
 }
 
 impl<W: Write> Lister<'_, W> {
+    /// Prints every entry below `tree` (paths under `dir`), depth first, as `tree::walk` visits
+    /// them; a failed write (a closed pipe) stops the walk and is returned as it was.
     pub(crate) fn walk(&mut self, tree: &Id, dir: &str) -> Result<()> {
-        let t = load_tree(self.repo, self.index, tree)?;
-        for n in &t.nodes {
-            let p = format!("{dir}/{}", n.name_lossy());
-            self.print(&p, n)?;
-            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-                self.walk(&sub, &p)?;
-            }
+        let (repo, index) = (self.repo, self.index);
+        let mut failed = None;
+        let walked = cista::tree::walk(repo, index, tree, dir, &mut |p, n| {
+            self.print(p, n).map_err(|e| {
+                let stop = cista::Error::Invalid(e.to_string());
+                failed = Some(e);
+                stop
+            })
+        });
+        match (walked, failed) {
+            (Err(_), Some(e)) => Err(e),
+            (r, _) => Ok(r?),
         }
-        Ok(())
     }
 
     pub(crate) fn print(&mut self, path: &str, n: &Node) -> Result<()> {
