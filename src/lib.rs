@@ -1,33 +1,57 @@
 //! cista: a content-addressed, deduplicating, encrypted backup engine.
 //!
-//! Data flows one way. Backup: source walk → [`chunker`] → [`backup`] (dedup against the
-//! [`index`]) → [`pack`] → [`backend`]. Restore: snapshot → [`tree`] → [`index`] → [`pack`] reader
-//! → [`restore`] → destination. Lower modules never use higher ones; the backend never sees
-//! keys or plaintext. `docs/format.md` describes every stored byte.
+//! A library user works with the [`commands`] layer: open a [`Store`](commands::Store) and a
+//! [`Repository`] in it, take the lock state a command needs ([`Repository::lock`],
+//! [`Repository::lock_exclusive`], [`Locked::indexed`](commands::Locked::indexed)), call one
+//! command with its options, and read its typed report. Commands never print; the `cista`
+//! binary is one such user.
 //!
 //! ```
-//! use std::sync::Arc;
-//! use cista::{backend::LocalBackend, backup, index::Index, restore, Repository};
+//! use cista::commands::{self, LockOptions, StoreOptions};
+//! use cista::{BackupOptions, RestoreOptions, Source};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let src = dir.path().join("src");
 //! std::fs::create_dir(&src).unwrap();
 //! std::fs::write(src.join("hello.txt"), b"hello, world").unwrap();
 //!
-//! let be = Arc::new(LocalBackend::new(dir.path().join("repo")));
-//! let repo = Repository::init(be, b"secret", Default::default()).unwrap();
-//! let index = Index::load(&repo).unwrap();
-//! let opts = backup::BackupOptions::default();
-//! let res = backup::backup(&repo, &index, backup::Source::Paths(vec![src.clone()]), &opts, None).unwrap();
+//! // init
+//! let location = dir.path().join("repo").to_string_lossy().into_owned();
+//! let store = commands::open_store(&StoreOptions::new(location)).unwrap();
+//! let repo = commands::init(store.backend.clone(), b"secret", &Default::default())
+//!     .unwrap()
+//!     .repository;
 //!
-//! let index = Index::load(&repo).unwrap();
-//! let target = dir.path().join("restore");
-//! let ropts = restore::RestoreOptions { target: target.clone(), ..Default::default() };
-//! let sum = restore::restore(&repo, &index, &res.snapshot, "", &ropts).unwrap();
-//! assert!(sum.errors.is_empty());
-//! let restored = target.join(src.strip_prefix("/").unwrap()).join("hello.txt");
+//! // backup, under a shared lock with the index loaded after it was taken
+//! let ix = repo.lock(&LockOptions::default()).unwrap().indexed().unwrap();
+//! let saved = commands::backup(&ix, Source::Paths(vec![src.clone()]), &BackupOptions::default())
+//!     .unwrap();
+//! assert!(saved.warnings.is_empty());
+//! drop(ix);
+//!
+//! // restore the latest snapshot
+//! let ix = repo.lock(&LockOptions::default()).unwrap().indexed().unwrap();
+//! let latest = commands::resolve_snapshot_path(&repo, "latest", &Default::default()).unwrap();
+//! assert_eq!(Some(latest.id), saved.snapshot_id);
+//! let mut opts = RestoreOptions::default();
+//! opts.target = dir.path().join("restore");
+//! let report = commands::restore(&ix, &latest.snapshot, &latest.path, &opts).unwrap();
+//! assert!(report.errors.is_empty());
+//! let restored = opts.target.join(src.strip_prefix("/").unwrap()).join("hello.txt");
 //! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
 //! ```
+//!
+//! Data flows one way. Backup: source walk → chunker → backup (dedup against the index) →
+//! pack → backend. Restore: snapshot → tree → index → pack reader → restore → destination.
+//! Lower modules never use higher ones; the backend never sees keys or plaintext.
+//! `docs/format.md` describes every stored byte, `docs/design.md` the module map.
+//!
+//! Public modules besides [`commands`] are the building blocks below the engine, for tools,
+//! fuzzing and storage implementors: [`backend`] (the storage trait and its contract),
+//! [`format`] (bytes only: every on-disk object's encoder and decoder), [`crypto`],
+//! [`chunker`], [`compress`] and [`util`]. The engine itself (index, pack, backup, restore,
+//! check, prune, retention, locks) is reached through the commands and the types re-exported
+//! here.
 
 mod ahead;
 pub mod backend;
@@ -50,6 +74,16 @@ pub mod restore;
 pub mod tree;
 pub mod util;
 
+pub use backend::{default_cache_dir, Backend, CacheDir, RequestCounts, RequestStats};
+pub use backup::{BackupOptions, BackupResult, Source};
+pub use check::{CheckOptions, CheckReport, Subset};
 pub use error::{Error, Result};
-pub use id::Id;
+pub use forget::{GroupBy, GroupDecision, GroupKey, KeepPolicy, Kept, Within};
+pub use format::{ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree};
+pub use id::{BlobId, Id, PackId, SnapshotId, TreeId};
+pub use index::Index;
+pub use lock::{release_all as release_all_locks, LockGuard};
+pub use prune::PruneOptions;
+pub use prune::{MaxUnused, PrunePlan, PruneReport, RetainedObject};
 pub use repository::{InitOptions, Loaded, OpenOptions, Repository, SnapshotFilter};
+pub use restore::{RestoreOptions, RestoreSummary};

@@ -82,9 +82,10 @@ fn flaky_store_fails_cleanly_and_check_passes() {
         let Ok(index) = cista::index::Index::load(&repo) else {
             continue;
         };
-        let opts = cista::backup::BackupOptions {
-            force: true,
-            ..Default::default()
+        let opts = {
+            let mut o = cista::backup::BackupOptions::default();
+            o.force = true;
+            o
         };
         if cista::backup::backup(
             &repo,
@@ -497,9 +498,10 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
         (Arc::new(be) as Arc<dyn Backend>, completions, aborts)
     };
     let (be, _, _) = open(Completion::Works);
-    let opts = cista::InitOptions {
-        pack_size: 20 << 20,
-        ..Default::default()
+    let opts = {
+        let mut o = cista::InitOptions::default();
+        o.pack_size = 20 << 20;
+        o
     };
     cista::Repository::init(be, PASSWORD.as_bytes(), opts).unwrap();
     let run = |mode: Completion| {
@@ -510,9 +512,10 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
             &repo,
             &index,
             Source::Paths(vec![src.clone()]),
-            &BackupOptions {
-                force: true,
-                ..Default::default()
+            &{
+                let mut o = BackupOptions::default();
+                o.force = true;
+                o
             },
             None,
         );

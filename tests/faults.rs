@@ -34,12 +34,11 @@ fn failing_backend(root: &std::path::Path, ok_writes: usize, fail_removes: bool)
 }
 
 fn full_check(repo: &Repository) {
-    let r = check(
-        repo,
-        &CheckOptions {
-            read_data: Some(Subset::All),
-        },
-    )
+    let r = check(repo, &{
+        let mut o = CheckOptions::default();
+        o.read_data = Some(Subset::All);
+        o
+    })
     .unwrap();
     assert!(r.errors.is_empty(), "check found damage: {:?}", r.errors);
 }
@@ -51,9 +50,10 @@ fn failing_backend_never_leaves_damage() {
     small_tree(&src);
     write(&src.join("big1"), &bytes(3 << 20, 1));
     write(&src.join("big2"), &text(4 << 20, 2));
-    let opts = InitOptions {
-        pack_size: 1 << 20,
-        ..Default::default()
+    let opts = {
+        let mut o = InitOptions::default();
+        o.pack_size = 1 << 20;
+        o
     };
     let local = Arc::new(LocalBackend::new(env.repo()));
     let repo = Repository::init(local.clone(), PASSWORD.as_bytes(), opts).unwrap();
@@ -63,9 +63,10 @@ fn failing_backend_never_leaves_damage() {
         let be = Arc::new(failing_backend(&env.repo(), ok_writes, false));
         let frepo = Repository::open(be, PASSWORD.as_bytes()).unwrap();
         let index = Index::load(&frepo).unwrap();
-        let opts = BackupOptions {
-            force: true,
-            ..Default::default()
+        let opts = {
+            let mut o = BackupOptions::default();
+            o.force = true;
+            o
         };
         match backup(
             &frepo,
@@ -166,9 +167,10 @@ fn prune_stopped_at_every_step_never_damages() {
         .status()
         .unwrap()
         .success());
-    let opts = cista::prune::PruneOptions {
-        max_unused: cista::prune::MaxUnused::Bytes(0),
-        ..Default::default()
+    let opts = {
+        let mut o = cista::prune::PruneOptions::default();
+        o.max_unused = cista::prune::MaxUnused::Bytes(0);
+        o
     };
     let mut steps = 0;
     for ok in 0..10_000 {
@@ -221,9 +223,10 @@ fn prune_reports_objects_it_cannot_delete_and_a_later_prune_removes_them() {
         Ok(())
     });
     let repo = Repository::open(Arc::new(refusing), PASSWORD.as_bytes()).unwrap();
-    let opts = cista::prune::PruneOptions {
-        max_unused: cista::prune::MaxUnused::Bytes(0),
-        ..Default::default()
+    let opts = {
+        let mut o = cista::prune::PruneOptions::default();
+        o.max_unused = cista::prune::MaxUnused::Bytes(0);
+        o
     };
     let r = cista::prune::prune(&repo, &opts, None).unwrap();
     assert!(r.packs_written > 0 && r.packs_repacked > 0, "{r:?}");

@@ -108,9 +108,10 @@ fn pool_width() -> usize {
 /// A repository with 1 MiB packs on a `Far` store.
 fn far_repo() -> (Arc<Far>, Repository) {
     let far = Arc::new(Far::default());
-    let opts = InitOptions {
-        pack_size: 1 << 20,
-        ..Default::default()
+    let opts = {
+        let mut o = InitOptions::default();
+        o.pack_size = 1 << 20;
+        o
     };
     let repo = Repository::init(far.clone(), PASSWORD.as_bytes(), opts).unwrap();
     (far, repo)
@@ -119,9 +120,10 @@ fn far_repo() -> (Arc<Far>, Repository) {
 /// Backs up `dir` (every file read again) and returns the snapshot id.
 fn back_up(repo: &Repository, dir: &std::path::Path) -> cista::Id {
     let index = Index::load(repo).unwrap();
-    let opts = BackupOptions {
-        force: true,
-        ..Default::default()
+    let opts = {
+        let mut o = BackupOptions::default();
+        o.force = true;
+        o
     };
     backup(repo, &index, Source::Paths(vec![dir.into()]), &opts, None)
         .unwrap()
@@ -137,12 +139,11 @@ fn files(dir: &std::path::Path, n: usize, size: usize) {
 }
 
 fn read_all(repo: &Repository) -> cista::check::CheckReport {
-    check(
-        repo,
-        &CheckOptions {
-            read_data: Some(Subset::All),
-        },
-    )
+    check(repo, &{
+        let mut o = CheckOptions::default();
+        o.read_data = Some(Subset::All);
+        o
+    })
     .unwrap()
 }
 
@@ -202,9 +203,10 @@ fn prune_repacks_with_packs_in_flight_and_loses_nothing() {
     back_up(&repo, &src);
     repo.remove_snapshots(&[first], || Ok(())).unwrap();
     far.arm();
-    let opts = cista::prune::PruneOptions {
-        max_unused: cista::prune::MaxUnused::Bytes(0),
-        ..Default::default()
+    let opts = {
+        let mut o = cista::prune::PruneOptions::default();
+        o.max_unused = cista::prune::MaxUnused::Bytes(0);
+        o
     };
     let rep = cista::prune::prune(&repo, &opts, None).unwrap();
     assert!(rep.packs_repacked >= 16, "{rep:?}");
@@ -216,9 +218,10 @@ fn prune_repacks_with_packs_in_flight_and_loses_nothing() {
     let index = Index::load(&repo).unwrap();
     let (_, snap) = repo.snapshots().unwrap().pop().unwrap();
     let target = env.path("restore");
-    let ropts = cista::restore::RestoreOptions {
-        target: target.clone(),
-        ..Default::default()
+    let ropts = {
+        let mut o = cista::restore::RestoreOptions::default();
+        o.target = target.clone();
+        o
     };
     let sum = cista::restore::restore(&repo, &index, &snap, "", &ropts).unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
@@ -292,9 +295,10 @@ fn copy_reads_the_source_in_flight() {
 
     let index = Index::load(&to).unwrap();
     let target = env.path("restore");
-    let ropts = cista::restore::RestoreOptions {
-        target: target.clone(),
-        ..Default::default()
+    let ropts = {
+        let mut o = cista::restore::RestoreOptions::default();
+        o.target = target.clone();
+        o
     };
     let copied = to.load_snapshot(&new).unwrap();
     let sum = cista::restore::restore(&to, &index, &copied, "", &ropts).unwrap();

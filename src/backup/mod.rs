@@ -55,6 +55,7 @@ pub enum Source {
 
 /// Backup settings.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct BackupOptions {
     pub tags: Vec<String>,
     pub host: Option<String>,
@@ -79,6 +80,7 @@ pub struct BackupOptions {
 
 /// What a backup produced.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct BackupResult {
     pub snapshot_id: Option<SnapshotId>,
     pub snapshot: Snapshot,

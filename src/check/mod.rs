@@ -16,12 +16,14 @@ use crate::repository::Repository;
 
 pub use subset::{select_packs, Subset, MAX_GROUPS};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CheckOptions {
     pub read_data: Option<Subset>,
 }
 
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Damage: each names the object.
     pub errors: Vec<String>,

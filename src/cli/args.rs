@@ -98,11 +98,11 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub(crate) fn to_lib(&self) -> SnapshotFilter {
-        SnapshotFilter {
-            hosts: self.hosts.clone(),
-            tags: self.tags.clone(),
-            paths: self.paths.clone(),
-        }
+        let mut f = SnapshotFilter::default();
+        f.hosts = self.hosts.clone();
+        f.tags = self.tags.clone();
+        f.paths = self.paths.clone();
+        f
     }
 }
 
@@ -284,7 +284,7 @@ pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
     }
 }
 
-pub(crate) fn parse_within(s: &str) -> Result<cista::forget::Within, String> {
+pub(crate) fn parse_within(s: &str) -> Result<cista::Within, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
@@ -328,17 +328,17 @@ pub(crate) struct ForgetArgs {
     pub(crate) keep_yearly: Option<i64>,
     /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within: Option<cista::forget::Within>,
+    pub(crate) keep_within: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_hourly: Option<cista::forget::Within>,
+    pub(crate) keep_within_hourly: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_daily: Option<cista::forget::Within>,
+    pub(crate) keep_within_daily: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_weekly: Option<cista::forget::Within>,
+    pub(crate) keep_within_weekly: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_monthly: Option<cista::forget::Within>,
+    pub(crate) keep_within_monthly: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_yearly: Option<cista::forget::Within>,
+    pub(crate) keep_within_yearly: Option<cista::Within>,
     /// Keep snapshots with all of these tags (repeatable; '' keeps untagged ones).
     #[arg(long)]
     pub(crate) keep_tag: Vec<String>,

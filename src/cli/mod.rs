@@ -2,14 +2,13 @@
 //! errors to exit codes.
 
 mod args;
-mod cmds;
+mod cmd;
 mod render;
 mod run;
 mod setup;
 
 pub(crate) use super::{EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM};
 pub(crate) use args::*;
-pub(crate) use cmds::*;
 pub(crate) use render::*;
 pub(crate) use run::*;
 pub(crate) use setup::*;

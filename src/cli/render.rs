@@ -5,9 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use cista::format::{Node, NodeKind, Snapshot};
-use cista::index::Index;
-use cista::{Id, Repository};
+use cista::{Id, Node, NodeKind, Snapshot};
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -49,34 +47,15 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
+/// Prints `ls` entries: a path per line, a long listing, or a JSON object per line.
 pub(crate) struct Lister<'a, W: Write> {
-    pub(crate) repo: &'a Repository,
-    pub(crate) index: &'a Index,
     pub(crate) json: bool,
     pub(crate) long: bool,
     pub(crate) out: &'a mut W,
 }
 
 impl<W: Write> Lister<'_, W> {
-    /// Prints every entry below `tree` (paths under `dir`), depth first, as `tree::walk` visits
-    /// them; a failed write (a closed pipe) stops the walk and is returned as it was.
-    pub(crate) fn walk(&mut self, tree: &Id, dir: &str) -> Result<()> {
-        let (repo, index) = (self.repo, self.index);
-        let mut failed = None;
-        let walked = cista::tree::walk(repo, index, tree, dir, &mut |p, n| {
-            self.print(p, n).map_err(|e| {
-                let stop = cista::Error::Invalid(e.to_string());
-                failed = Some(e);
-                stop
-            })
-        });
-        match (walked, failed) {
-            (Err(_), Some(e)) => Err(e),
-            (r, _) => Ok(r?),
-        }
-    }
-
-    pub(crate) fn print(&mut self, path: &str, n: &Node) -> Result<()> {
+    pub(crate) fn print(&mut self, path: &str, n: &Node) -> std::io::Result<()> {
         if self.json {
             let v = serde_json::json!({
                 "struct_type": "node",

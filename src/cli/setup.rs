@@ -6,46 +6,50 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use cista::backend::Backend;
-use cista::lock::{self, LockGuard};
-use cista::Repository;
+use cista::commands::{
+    self, Exclusive, Indexed, LockOptions, Locked, RepositoryOptions, Store, StoreOptions,
+};
+use cista::{Repository, RequestStats};
 
 use super::*;
 
-pub(crate) fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
+/// The store `cli` names, its requests counted for `-v` and `--json`.
+pub(crate) fn store(cli: &Cli) -> Result<Store> {
     let loc = cli
         .repo
         .as_deref()
         .ok_or_else(|| anyhow!("no repository given: use -r/--repo or set CISTA_REPOSITORY"))?;
-    let mut opts = Vec::new();
-    for o in &cli.option {
-        let (k, v) = o
-            .split_once('=')
-            .ok_or_else(|| anyhow!("option {o:?} is not key=value"))?;
-        opts.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let counting = cista::backend::Counting::new(cista::backend::open_location(loc, &opts)?);
+    let mut o = StoreOptions::new(loc);
+    o.options = key_values(&cli.option)?;
+    o.limit_upload = cli.limit_upload;
+    o.limit_download = cli.limit_download;
+    o.append_only = cli.append_only;
+    open_counted(&o)
+}
+
+pub(crate) fn open_counted(o: &StoreOptions) -> Result<Store> {
+    let store = commands::open_store(o)?;
     REQUESTS
         .lock()
         .unwrap()
-        .push((counting.location(), counting.stats()));
-    let mut be: Arc<dyn Backend> = Arc::new(counting);
-    if cli.limit_upload.is_some() || cli.limit_download.is_some() {
-        be = Arc::new(cista::backend::Limited::new(
-            be,
-            cli.limit_upload,
-            cli.limit_download,
-        ));
-    }
-    Ok(if cli.append_only {
-        Arc::new(cista::backend::AppendOnly(be))
-    } else {
-        be
-    })
+        .push((store.location.clone(), store.requests.clone()));
+    Ok(store)
+}
+
+/// `-o key=value` options as pairs.
+pub(crate) fn key_values(opts: &[String]) -> Result<Vec<(String, String)>> {
+    opts.iter()
+        .map(|o| {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| anyhow!("option {o:?} is not key=value"))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 /// What each store this process opened was asked, for `-v`.
-pub(crate) static REQUESTS: std::sync::Mutex<Vec<(String, Arc<cista::backend::RequestStats>)>> =
+pub(crate) static REQUESTS: std::sync::Mutex<Vec<(String, Arc<RequestStats>)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// What the repository's store (the first one opened) was asked so far, for `--json`
@@ -67,48 +71,70 @@ pub(crate) fn print_requests() {
 }
 
 pub(crate) fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
-    password_with(cli, confirm, "CISTA_PASSWORD")
+    let src = PasswordSource {
+        file: cli.password_file.clone(),
+        command: cli.password_command.clone(),
+        insecure_no_password: cli.insecure_no_password,
+        var: "CISTA_PASSWORD",
+        flag_prefix: "",
+    };
+    src.read(confirm)
 }
 
-/// The password: from the password file or command if one is given (restic's precedence),
-/// else from the environment variable `var`, else a prompt. Empty passwords are refused
-/// unless `--insecure-no-password` asks for one.
-pub(crate) fn password_with(cli: &Cli, confirm: bool, var: &str) -> Result<Vec<u8>> {
-    // The source repository of `copy` has its own options: --from-password-file and so on.
-    let from = if var == "CISTA_PASSWORD" { "" } else { "from-" };
-    let given = match (&cli.password_file, &cli.password_command) {
-        (Some(_), Some(_)) => bail!(
-            "both a password file and a password command are given (--{from}password-file or \
-             {var}_FILE, --{from}password-command or {var}_COMMAND): give one"
-        ),
-        (Some(f), None) => Some((
-            read_password_file(f)?,
-            format!("password file {}", f.display()),
-        )),
-        (None, Some(c)) => Some((run_password_command(c)?, "the password command".to_string())),
-        (None, None) => std::env::var_os(var).map(|p| {
-            use std::os::unix::ffi::OsStringExt;
-            (p.into_vec(), var.to_string())
-        }),
-    };
-    if cli.insecure_no_password {
-        if let Some((_, source)) = given.filter(|(p, _)| !p.is_empty()) {
-            bail!("--{from}insecure-no-password uses an empty password, but {source} gives one: drop one of them");
+/// Where a repository's password comes from: the copy source has flags of its own
+/// (`--from-password-file`, `CISTA_FROM_PASSWORD`, ...).
+pub(crate) struct PasswordSource {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) command: Option<String>,
+    pub(crate) insecure_no_password: bool,
+    /// The environment variable holding the password itself.
+    pub(crate) var: &'static str,
+    /// `from-` for the copy source's flags, for messages.
+    pub(crate) flag_prefix: &'static str,
+}
+
+impl PasswordSource {
+    /// The password: from the password file or command if one is given (restic's
+    /// precedence), else from the environment variable, else a prompt. Empty passwords are
+    /// refused unless `--insecure-no-password` asks for one.
+    pub(crate) fn read(&self, confirm: bool) -> Result<Vec<u8>> {
+        let (var, from) = (self.var, self.flag_prefix);
+        let given = match (&self.file, &self.command) {
+            (Some(_), Some(_)) => bail!(
+                "both a password file and a password command are given (--{from}password-file or \
+                 {var}_FILE, --{from}password-command or {var}_COMMAND): give one"
+            ),
+            (Some(f), None) => Some((
+                read_password_file(f)?,
+                format!("password file {}", f.display()),
+            )),
+            (None, Some(c)) => Some((run_password_command(c)?, "the password command".to_string())),
+            (None, None) => std::env::var_os(var).map(|p| {
+                use std::os::unix::ffi::OsStringExt;
+                (p.into_vec(), var.to_string())
+            }),
+        };
+        if self.insecure_no_password {
+            if let Some((_, source)) = given.filter(|(p, _)| !p.is_empty()) {
+                bail!("--{from}insecure-no-password uses an empty password, but {source} gives one: drop one of them");
+            }
+            return Ok(Vec::new());
         }
-        return Ok(Vec::new());
+        let (pw, source) = match given {
+            Some(g) => g,
+            None if std::io::stdin().is_terminal() => {
+                (prompt_password(confirm)?, "the prompt".into())
+            }
+            None => bail!("no password given: set {var}, a password file or a password command"),
+        };
+        if pw.is_empty() {
+            bail!(
+                "the password from {source} is empty: empty passwords are refused; \
+                 pass --{from}insecure-no-password to use a repository without a password"
+            );
+        }
+        Ok(pw)
     }
-    let (pw, source) = match given {
-        Some(g) => g,
-        None if std::io::stdin().is_terminal() => (prompt_password(confirm)?, "the prompt".into()),
-        None => bail!("no password given: set {var}, a password file or a password command"),
-    };
-    if pw.is_empty() {
-        bail!(
-            "the password from {source} is empty: empty passwords are refused; \
-             pass --{from}insecure-no-password to use a repository without a password"
-        );
-    }
-    Ok(pw)
 }
 
 /// A password file's first line.
@@ -160,32 +186,33 @@ pub(crate) fn prompt_password(confirm: bool) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn open(cli: &Cli) -> Result<Repository> {
-    let be = backend(cli)?;
+    let store = store(cli)?;
     let pw = password(cli, false)?;
-    let cache = if cli.no_cache { None } else { cache_base(cli) };
-    let opts = cista::OpenOptions {
-        key_hint: cli.key_hint.clone(),
-        hint_dir: cache.as_ref().map(|d| d.join("key-hints")),
-    };
-    let repo = Repository::open_with(be, &pw, &opts)?;
-    // Local repositories are as fast to read as a cache would be.
-    let remote = cli
-        .repo
-        .as_deref()
-        .is_some_and(|r| r.contains("://") && !r.starts_with("file://"));
-    Ok(match cache {
-        Some(dir) if remote => repo.with_cache(&dir),
-        _ => repo,
-    })
+    open_in(cli, &store, &pw)
 }
 
-pub(crate) fn lock(cli: &Cli, repo: &Repository, exclusive: bool) -> Result<Option<LockGuard>> {
-    if cli.no_lock {
-        return Ok(None);
-    }
-    let wait = cli.retry_lock.unwrap_or_default();
+pub(crate) fn open_in(cli: &Cli, store: &Store, pw: &[u8]) -> Result<Repository> {
+    let mut o = RepositoryOptions::default();
+    o.key_hint = cli.key_hint.clone();
+    o.cache_dir = if cli.no_cache { None } else { cache_base(cli) };
+    Ok(commands::open_repository(store, pw, &o)?)
+}
+
+pub(crate) fn lock_options(cli: &Cli) -> LockOptions {
+    let mut o = LockOptions::wait(cli.retry_lock.unwrap_or_default());
+    o.no_lock = cli.no_lock;
+    o
+}
+
+/// A shared lock (none with `--no-lock`).
+pub(crate) fn lock<'r>(cli: &Cli, repo: &'r Repository) -> Result<Locked<'r>> {
     release_locks_on_signal()?;
-    Ok(Some(LockGuard::acquire_retry(repo, exclusive, wait)?))
+    Ok(repo.lock(&lock_options(cli))?)
+}
+
+/// A shared lock and the index loaded under it.
+pub(crate) fn indexed<'r>(cli: &Cli, repo: &'r Repository) -> Result<Indexed<'r>> {
+    Ok(lock(cli, repo)?.indexed()?)
 }
 
 /// From the first lock on, SIGINT and SIGTERM remove this process's locks and exit 130 or
@@ -218,7 +245,7 @@ pub(crate) fn release_locks_on_signal() -> Result<()> {
                 } else {
                     ("SIGTERM", EXIT_SIGTERM)
                 };
-                let n = lock::release_all();
+                let n = cista::release_all_locks();
                 eprintln!(
                     "cista: interrupted by {name}: removed this process's {n} lock(s) and stopped; \
                      data already stored is kept and the next backup reuses it"
@@ -230,20 +257,15 @@ pub(crate) fn release_locks_on_signal() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn exclusive_lock(cli: &Cli, repo: &Repository) -> Result<LockGuard> {
+pub(crate) fn exclusive_lock<'r>(cli: &Cli, repo: &'r Repository) -> Result<Exclusive<'r>> {
     if cli.append_only {
         bail!("append-only mode: this command deletes or rewrites snapshots and data; run it from a host with delete rights");
     }
-    repo.refuse_if_append_only()?;
-    if cli.no_lock {
-        bail!("this command deletes data and always locks the repository");
-    }
-    Ok(lock(cli, repo, true)?.expect("locked"))
+    release_locks_on_signal()?;
+    Ok(repo.lock_exclusive(&lock_options(cli))?)
 }
 
 /// The directory holding every repository's cache: `--cache-dir`, else the default.
 pub(crate) fn cache_base(cli: &Cli) -> Option<PathBuf> {
-    cli.cache_dir
-        .clone()
-        .or_else(cista::backend::default_cache_dir)
+    cli.cache_dir.clone().or_else(cista::default_cache_dir)
 }

@@ -6,8 +6,8 @@ use crate::error::Result;
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
 use crate::index::Index;
-use crate::lock::LockGuard;
-use crate::repository::Repository;
+
+use super::{Indexed, Locked};
 
 /// What became of one snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,18 +42,18 @@ impl CopyReport {
 /// The caller holds shared locks on both; `dst_lock` is checked before each snapshot is
 /// written.
 pub fn copy(
-    dst: &Repository,
-    src: &Repository,
+    dst: &Locked,
+    src: &Indexed,
     snapshots: &[(SnapshotId, Snapshot)],
-    dst_lock: Option<&LockGuard>,
     done: &mut dyn FnMut(&SnapshotId, &Snapshot, Copied),
 ) -> Result<CopyReport> {
-    let src_index = Index::load(src)?;
+    let (dst_lock, dst) = (dst.guard(), dst.repo());
+    let (src_index, src) = (src.index(), src.repo());
     let mut report = CopyReport::default();
     for (id, s) in snapshots {
         // Reloaded each time so later snapshots deduplicate against earlier copies.
         let dst_index = Index::load(dst)?;
-        let c = match copy_snapshot(dst, &dst_index, src, &src_index, id, s, dst_lock)? {
+        let c = match copy_snapshot(dst, &dst_index, src, src_index, id, s, dst_lock)? {
             Some(new) => Copied::As(new),
             None => Copied::Present,
         };

@@ -5,8 +5,9 @@ use crate::error::{Error, Result};
 use crate::forget::{apply, group, GroupBy, GroupDecision, KeepPolicy};
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
-use crate::lock::LockGuard;
 use crate::repository::{Repository, SnapshotFilter};
+
+use super::Exclusive;
 
 /// What to forget: `ids`, or else the snapshots `filter` selects, grouped by `group_by`,
 /// minus what `policy` keeps.
@@ -48,8 +49,9 @@ pub struct ForgetReport {
     pub dry_run: bool,
 }
 
-/// Decides and (unless a dry run) removes, checking `lock` (exclusive) before each delete.
-pub fn forget(repo: &Repository, opts: &ForgetOptions, lock: &LockGuard) -> Result<ForgetReport> {
+/// Decides and (unless a dry run) removes, checking the lock before each delete.
+pub fn forget(ex: &Exclusive, opts: &ForgetOptions) -> Result<ForgetReport> {
+    let repo = ex.repo();
     repo.refuse_if_append_only()?;
     let mut report = ForgetReport {
         dry_run: opts.dry_run,
@@ -80,7 +82,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions, lock: &LockGuard) -> Resu
             .collect();
     }
     if !opts.dry_run {
-        repo.remove_snapshots(&report.remove, || lock.check())?;
+        repo.remove_snapshots(&report.remove, || ex.check())?;
     }
     Ok(report)
 }

@@ -1,13 +1,42 @@
 //! The command layer: one file per command, an options struct in, a typed report out; no
 //! command prints. The CLI (`src/cli/`, `src/main.rs`) parses, calls one of these and renders
 //! the report.
+//!
+//! A command takes the state it needs ([`Locked`], [`Exclusive`] or [`Indexed`], from
+//! [`session`]), so what must run under a lock cannot be called without one.
 
-pub mod copy;
-pub mod forget;
-pub mod stats;
-pub mod tag;
+mod backup;
+mod cache;
+mod cat;
+mod check;
+mod config;
+mod copy;
+mod forget;
+mod init;
+mod open;
+mod prune;
+mod restore;
+mod select;
+mod session;
+mod snapshots;
+mod stats;
+mod tag;
+mod unlock;
 
+pub use backup::{backup, BackupReport};
+pub use cache::{cache, CacheOptions, CacheReport};
+pub use cat::{cat, CatKind, CatOutput};
+pub use check::check;
+pub use config::{config, ConfigOptions, ConfigReport};
 pub use copy::{copy, Copied, CopyReport};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
+pub use init::{init, InitReport};
+pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
+pub use prune::{execute_prune, plan_prune, prune};
+pub use restore::{dump, ls, restore, DumpReport, LsReport, RestoreReport};
+pub use select::{resolve_snapshot_path, select_snapshots, SnapshotPath};
+pub use session::{Exclusive, Indexed, LockOptions, Locked};
+pub use snapshots::{snapshots, SnapshotGroup, SnapshotsOptions, SnapshotsReport};
 pub use stats::{stats, StatsMode, StatsReport};
 pub use tag::{split_tags, tag, TagOptions, TagReport};
+pub use unlock::{unlock, UnlockOptions, UnlockReport};

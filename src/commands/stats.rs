@@ -12,6 +12,8 @@ use crate::index::Index;
 use crate::repository::Repository;
 use crate::tree::walk;
 
+use super::Indexed;
+
 /// What to count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StatsMode {
@@ -53,13 +55,13 @@ pub enum StatsReport {
     },
 }
 
-/// Counts over `snapshots` with the loaded `index`.
+/// Counts over `snapshots`.
 pub fn stats(
-    repo: &Repository,
-    index: &Index,
+    ix: &Indexed,
     snapshots: &[(SnapshotId, Snapshot)],
     mode: StatsMode,
 ) -> Result<StatsReport> {
+    let (repo, index) = (ix.repo(), ix.index());
     match mode {
         StatsMode::RestoreSize => restore_size(repo, index, snapshots),
         StatsMode::RawData => raw_data(repo, index, snapshots),

@@ -4,8 +4,8 @@
 use crate::error::Result;
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
-use crate::lock::LockGuard;
-use crate::repository::Repository;
+
+use super::Exclusive;
 
 /// Tag changes; each list may hold comma-separated tags (`--add a,b`).
 #[derive(Clone, Debug, Default)]
@@ -47,17 +47,17 @@ pub fn split_tags(values: &[String]) -> Vec<String> {
 
 /// Applies `opts` to every snapshot of `targets`, checking `lock` (exclusive) before each.
 pub fn tag(
-    repo: &Repository,
+    ex: &Exclusive,
     targets: &[(SnapshotId, Snapshot)],
     opts: &TagOptions,
-    lock: &LockGuard,
 ) -> Result<TagReport> {
+    let repo = ex.repo();
     repo.refuse_if_append_only()?;
     let (add, remove) = (split_tags(&opts.add), split_tags(&opts.remove));
     let set = opts.set.as_deref().map(split_tags);
     let mut report = TagReport::default();
     for (id, _) in targets {
-        lock.check()?;
+        ex.check()?;
         match repo.change_tags(id, &add, &remove, set.as_deref())? {
             Some(new) => report.changed.push((*id, new)),
             None => report.unchanged.push(*id),

@@ -33,6 +33,7 @@ pub use plan::PrunePlan;
 pub use used::used_blobs;
 
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PruneOptions {
     pub dry_run: bool,
     pub max_unused: MaxUnused,
@@ -52,6 +53,7 @@ impl Default for PruneOptions {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct PruneReport {
     pub dry_run: bool,
     pub snapshots: usize,

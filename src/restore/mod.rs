@@ -37,6 +37,7 @@ use meta::{hard_link, restore_specials, set_dir_meta};
 use plan::plan;
 
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RestoreOptions {
     pub target: PathBuf,
     /// Restore only paths matching one of these (or below a match).
@@ -52,6 +53,7 @@ pub struct RestoreOptions {
 }
 
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct RestoreSummary {
     pub files: u64,
     pub dirs: u64,

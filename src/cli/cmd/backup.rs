@@ -1,0 +1,128 @@
+//! `cista backup`.
+
+use anyhow::{bail, Result};
+
+use cista::{commands, BackupOptions, Source};
+
+use crate::cli::*;
+
+fn source(a: &BackupArgs) -> Result<Source> {
+    Ok(if a.stdin_from_command {
+        if a.paths.is_empty() {
+            bail!("--stdin-from-command needs a command after --");
+        }
+        Source::Command {
+            name: a.stdin_filename.clone(),
+            argv: a
+                .paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+        }
+    } else if a.stdin {
+        if !a.paths.is_empty() {
+            bail!("--stdin takes no paths");
+        }
+        Source::Reader {
+            name: a.stdin_filename.clone(),
+            reader: Box::new(std::io::stdin()),
+        }
+    } else {
+        if a.paths.is_empty() {
+            bail!("nothing to back up: give paths, --stdin or --stdin-from-command");
+        }
+        Source::Paths(a.paths.clone())
+    })
+}
+
+fn options(a: &BackupArgs) -> BackupOptions {
+    let mut o = BackupOptions::default();
+    o.tags = commands::split_tags(&a.tag);
+    o.host = a.host.clone();
+    o.excludes = a.exclude.clone();
+    o.exclude_files = a.exclude_file.clone();
+    o.one_file_system = a.one_file_system;
+    o.time = a.time.clone();
+    o.parent = a.parent.clone();
+    o.force = a.force;
+    o.ignore_inode = a.ignore_inode;
+    o.ignore_ctime = a.ignore_ctime;
+    o.with_atime = a.with_atime;
+    o.dry_run = a.dry_run;
+    o
+}
+
+pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
+    let source = source(a)?;
+    let repo = open(cli)?;
+    let ix = indexed(cli, &repo)?;
+    let res = commands::backup(&ix, source, &options(a))?;
+    for w in &res.warnings {
+        eprintln!("error: {w}");
+    }
+    // Repository damage the backup worked around: the snapshot is complete, so no exit 3.
+    for n in &res.notices {
+        eprintln!("warning: {n}");
+    }
+    render(cli, a, &res)?;
+    if !res.warnings.is_empty() {
+        eprintln!(
+            "warning: {} source files could not be read; the snapshot is incomplete",
+            res.warnings.len()
+        );
+        return Ok(EXIT_PARTIAL);
+    }
+    Ok(0)
+}
+
+fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()> {
+    let s = &res.summary;
+    if cli.json {
+        print_json(&serde_json::json!({
+            "message_type": "summary",
+            "files_new": s.files_new,
+            "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified,
+            "dirs_new": s.dirs_new,
+            "dirs_changed": s.dirs_changed,
+            "dirs_unmodified": s.dirs_unmodified,
+            "data_blobs": s.data_blobs,
+            "tree_blobs": s.tree_blobs,
+            "data_added": s.data_added,
+            "data_added_packed": s.data_added_packed,
+            "total_files_processed": s.total_files_processed,
+            "total_bytes_processed": s.total_bytes_processed,
+            "total_duration": s.duration_secs,
+            "snapshot_id": res.snapshot_id,
+            "parent": res.snapshot.parent,
+            "errors": res.warnings.len(),
+            "dry_run": a.dry_run,
+            "requests": store_requests(),
+        }))?;
+    } else if !cli.quiet {
+        println!(
+            "Files: {} new, {} changed, {} unmodified",
+            s.files_new, s.files_changed, s.files_unmodified
+        );
+        println!(
+            "Dirs:  {} new, {} changed, {} unmodified",
+            s.dirs_new, s.dirs_changed, s.dirs_unmodified
+        );
+        println!(
+            "Added to the repository: {} ({} stored)",
+            bytes(s.data_added),
+            bytes(s.data_added_packed)
+        );
+        println!(
+            "processed {} files, {} in {:.2}s",
+            s.total_files_processed,
+            bytes(s.total_bytes_processed),
+            s.duration_secs
+        );
+        match res.snapshot_id {
+            Some(id) => println!("snapshot {} saved", id.short()),
+            None => println!("dry run: no snapshot saved"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! `cista copy`: snapshots of another repository into this one.
+
+use anyhow::Result;
+
+use cista::commands::{self, Copied, StoreOptions};
+
+use crate::cli::*;
+
+/// The source repository's flags.
+pub(crate) struct From<'a> {
+    pub(crate) repo: &'a str,
+    pub(crate) options: &'a [String],
+    pub(crate) password: PasswordSource,
+}
+
+pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Filter) -> Result<u8> {
+    let mut so = StoreOptions::new(from.repo);
+    so.options = key_values(from.options)?;
+    so.limit_download = cli.limit_download;
+    // Nothing in the source is deleted, whatever this host may do.
+    so.append_only = true;
+    let src_store = open_counted(&so)?;
+    let src_pw = from.password.read(false)?;
+    // As before the command layer: no key hint (-r's is not the source's) and no cache.
+    let src = commands::open_repository(&src_store, &src_pw, &Default::default())?;
+    // Both passwords before the first lock: a prompt interrupted by a signal would leave the
+    // terminal without echo.
+    let dst = open(cli)?;
+    let src = indexed(cli, &src)?;
+    let dst = lock(cli, &dst)?;
+    let snaps = commands::select_snapshots(src.repo(), ids, &filter.to_lib())?;
+    let (quiet, json, verbose) = (cli.quiet, cli.json, cli.verbose);
+    let report = commands::copy(&dst, &src, &snaps, &mut |id, s, c| match c {
+        Copied::As(new) if !quiet && !json => println!(
+            "snapshot {} of {} copied as {}",
+            id.short(),
+            short_time(&s.time),
+            new.short()
+        ),
+        Copied::Present if verbose > 0 => {
+            println!("snapshot {} is already in the destination", id.short())
+        }
+        _ => {}
+    })?;
+    let (copied, skipped) = (report.copied(), report.skipped());
+    if cli.json {
+        print_json(
+            &serde_json::json!({"message_type": "summary", "copied": copied, "skipped": skipped}),
+        )?;
+    } else if !cli.quiet {
+        println!("copied {copied} snapshots, {skipped} already present");
+    }
+    Ok(0)
+}

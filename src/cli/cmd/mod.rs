@@ -1,0 +1,19 @@
+//! One file per subcommand: builds the library's options from the arguments, calls one
+//! command, renders its report.
+
+pub(crate) mod backup;
+pub(crate) mod cache;
+pub(crate) mod cat;
+pub(crate) mod check;
+pub(crate) mod config;
+pub(crate) mod copy;
+pub(crate) mod dump;
+pub(crate) mod forget;
+pub(crate) mod init;
+pub(crate) mod ls;
+pub(crate) mod prune;
+pub(crate) mod restore;
+pub(crate) mod snapshots;
+pub(crate) mod stats;
+pub(crate) mod tag;
+pub(crate) mod unlock;

@@ -1,0 +1,54 @@
+//! `snapshots`: the snapshots a filter selects, optionally grouped.
+
+use crate::error::Result;
+use crate::forget::{group, GroupBy, GroupKey};
+use crate::format::Snapshot;
+use crate::id::SnapshotId;
+use crate::repository::{Repository, SnapshotFilter};
+
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SnapshotsOptions {
+    pub filter: SnapshotFilter,
+    /// Group by host, paths and/or tags (restic's `--group-by`); `None`: one list.
+    pub group_by: Option<GroupBy>,
+}
+
+/// One group of snapshots, oldest first.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SnapshotGroup {
+    /// `None` when no grouping was asked for.
+    pub key: Option<GroupKey>,
+    pub snapshots: Vec<(SnapshotId, Snapshot)>,
+}
+
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SnapshotsReport {
+    pub groups: Vec<SnapshotGroup>,
+}
+
+/// Every snapshot that opens and matches `opts.filter` (damaged ones are skipped with a
+/// warning; `check` reports them).
+pub fn snapshots(repo: &Repository, opts: &SnapshotsOptions) -> Result<SnapshotsReport> {
+    let snaps: Vec<(SnapshotId, Snapshot)> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| opts.filter.matches(s))
+        .collect();
+    let groups = match opts.group_by {
+        None => vec![SnapshotGroup {
+            key: None,
+            snapshots: snaps,
+        }],
+        Some(g) => group(snaps, g)
+            .into_iter()
+            .map(|(k, v)| SnapshotGroup {
+                key: Some(k),
+                snapshots: v,
+            })
+            .collect(),
+    };
+    Ok(SnapshotsReport { groups })
+}
