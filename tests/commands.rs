@@ -8,9 +8,9 @@ use std::sync::Arc;
 use cista::backend::LocalBackend;
 use cista::backup::{backup, BackupOptions, Source};
 use cista::commands::{self, Copied, ForgetOptions, StatsMode, StatsReport, TagOptions};
-use cista::forget::KeepPolicy;
 use cista::index::Index;
 use cista::lock::LockGuard;
+use cista::policy::KeepPolicy;
 use cista::{Error, Repository};
 use common::*;
 

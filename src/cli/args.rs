@@ -284,7 +284,7 @@ pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
     }
 }
 
-pub(crate) fn parse_within(s: &str) -> Result<cista::forget::Within, String> {
+pub(crate) fn parse_within(s: &str) -> Result<cista::policy::Within, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
@@ -328,17 +328,17 @@ pub(crate) struct ForgetArgs {
     pub(crate) keep_yearly: Option<i64>,
     /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within: Option<cista::forget::Within>,
+    pub(crate) keep_within: Option<cista::policy::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_hourly: Option<cista::forget::Within>,
+    pub(crate) keep_within_hourly: Option<cista::policy::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_daily: Option<cista::forget::Within>,
+    pub(crate) keep_within_daily: Option<cista::policy::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_weekly: Option<cista::forget::Within>,
+    pub(crate) keep_within_weekly: Option<cista::policy::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_monthly: Option<cista::forget::Within>,
+    pub(crate) keep_within_monthly: Option<cista::policy::Within>,
     #[arg(long, value_parser = parse_within)]
-    pub(crate) keep_within_yearly: Option<cista::forget::Within>,
+    pub(crate) keep_within_yearly: Option<cista::policy::Within>,
     /// Keep snapshots with all of these tags (repeatable; '' keeps untagged ones).
     #[arg(long)]
     pub(crate) keep_tag: Vec<String>,

@@ -6,10 +6,10 @@ use anyhow::{bail, Result};
 
 use cista::check::{self, CheckOptions, Subset};
 use cista::commands;
-use cista::forget;
 use cista::format::{NodeKind, Snapshot};
 use cista::index::Index;
 use cista::lock;
+use cista::policy;
 use cista::restore::{self, RestoreOptions};
 use cista::tree::find_node;
 use cista::{Id, InitOptions, Repository};
@@ -60,7 +60,7 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                 }
                 None => print_snapshot_table(&snaps, None),
                 Some(g) => {
-                    let groups = forget::group(snaps, g.parse()?);
+                    let groups = policy::group(snaps, g.parse()?);
                     if cli.json {
                         let v: Vec<_> = groups
                             .iter()

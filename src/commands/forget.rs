@@ -2,10 +2,10 @@
 //! safety rule that a policy never empties a group unless told to.
 
 use crate::error::{Error, Result};
-use crate::forget::{apply, group, GroupBy, GroupDecision, KeepPolicy};
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
 use crate::lock::LockGuard;
+use crate::policy::{apply, group, GroupBy, GroupDecision, KeepPolicy};
 use crate::repository::{Repository, SnapshotFilter};
 
 /// What to forget: `ids`, or else the snapshots `filter` selects, grouped by `group_by`,
