@@ -6,6 +6,7 @@ use crate::format::Snapshot;
 use crate::id::SnapshotId;
 use crate::lock::LockGuard;
 use crate::repository::Repository;
+pub use crate::util::split_tags;
 
 /// Tag changes; each list may hold comma-separated tags (`--add a,b`).
 #[derive(Clone, Debug, Default)]
@@ -34,17 +35,6 @@ pub struct TagReport {
     pub unchanged: Vec<SnapshotId>,
 }
 
-/// Splits tag options as restic does: each value may hold several tags separated by commas;
-/// empty ones are dropped.
-pub fn split_tags(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .flat_map(|t| t.split(','))
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// Applies `opts` to every snapshot of `targets`, checking `lock` (exclusive) before each.
 pub fn tag(
     repo: &Repository,
@@ -64,19 +54,4 @@ pub fn tag(
         }
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_split_on_commas_and_empty_ones_go() {
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            split_tags(&v(&["a,b", "", "c,,d"])),
-            v(&["a", "b", "c", "d"])
-        );
-        assert!(split_tags(&[]).is_empty());
-    }
 }

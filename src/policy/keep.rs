@@ -269,7 +269,7 @@ fn keep_buckets_within(
 /// Whether `s` has every tag of the comma-separated list `t`; an empty list matches an
 /// untagged snapshot.
 fn has_tags(s: &Snapshot, t: &str) -> bool {
-    let want: Vec<&str> = t.split(',').filter(|x| !x.is_empty()).collect();
+    let want: Vec<&str> = crate::util::tag_list(t).collect();
     if want.is_empty() {
         s.tags.is_empty()
     } else {
