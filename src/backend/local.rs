@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn conformance() {
         let d = tempfile::tempdir().unwrap();
-        super::super::conformance::run(&super::LocalBackend::new(d.path().join("repo")));
+        crate::backend::conformance::run(&super::LocalBackend::new(d.path().join("repo")));
     }
 
     #[test]

@@ -98,6 +98,6 @@ impl Backend for MemBackend {
 mod tests {
     #[test]
     fn conformance() {
-        super::super::conformance::run(&super::MemBackend::new());
+        crate::backend::conformance::run(&super::MemBackend::new());
     }
 }

@@ -2,6 +2,7 @@
 //! delete). A backend sees only names and sealed bytes, never keys or plaintext.
 
 mod cache;
+pub mod conformance;
 mod counting;
 mod limit;
 mod local;
@@ -341,50 +342,5 @@ pub(crate) fn backend_err(
         op,
         path: object_path(t, name),
         source: e,
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod conformance {
-    //! The behaviour every backend must show, run against each implementation.
-    use super::*;
-
-    pub fn run(be: &dyn Backend) {
-        be.create().unwrap();
-        let name = "ab".repeat(32);
-        be.write(FileType::Pack, &name, b"hello world").unwrap();
-        assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
-        assert_eq!(
-            be.read_range(FileType::Pack, &name, 6, 5).unwrap(),
-            b"world"
-        );
-        assert!(be.read_range(FileType::Pack, &name, 6, 50).is_err());
-        let e = be.write(FileType::Pack, &name, b"other").unwrap_err();
-        assert!(
-            matches!(e, crate::Error::Backend { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
-            "{e}"
-        );
-        assert_eq!(be.read(FileType::Pack, &name).unwrap(), b"hello world");
-        write_content_addressed(be, FileType::Pack, &name, b"hello world").unwrap();
-        assert_eq!(be.list(FileType::Pack).unwrap(), vec![(name.clone(), 11)]);
-        assert!(be.list(FileType::Index).unwrap().is_empty());
-        let e = be.read(FileType::Index, &name).unwrap_err();
-        assert!(e.is_not_found(), "{e}");
-        be.write(FileType::Config, "config", b"c").unwrap();
-        assert_eq!(be.read(FileType::Config, "config").unwrap(), b"c");
-        be.remove(FileType::Pack, &name).unwrap();
-        be.remove(FileType::Pack, &name).unwrap();
-        assert!(be.list(FileType::Pack).unwrap().is_empty());
-
-        // Whole-object reads stop at the type's cap, naming the object; ranges are not capped.
-        let cap = max_read_len(FileType::Lock) as usize;
-        be.write(FileType::Lock, &name, &vec![1; cap]).unwrap();
-        assert_eq!(be.read(FileType::Lock, &name).unwrap().len(), cap);
-        be.remove(FileType::Lock, &name).unwrap();
-        be.write(FileType::Lock, &name, &vec![1; cap + 1]).unwrap();
-        let e = be.read(FileType::Lock, &name).unwrap_err();
-        assert!(e.is_integrity() && e.to_string().contains(&name), "{e}");
-        assert_eq!(be.read_range(FileType::Lock, &name, 0, 3).unwrap(), [1; 3]);
-        be.remove(FileType::Lock, &name).unwrap();
     }
 }

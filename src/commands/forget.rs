@@ -2,9 +2,9 @@
 //! safety rule that a policy never empties a group unless told to.
 
 use crate::error::{Error, Result};
-use crate::forget::{apply, group, GroupBy, GroupDecision, KeepPolicy};
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
+use crate::policy::{apply, group, GroupBy, GroupDecision, KeepPolicy};
 use crate::repository::{Repository, SnapshotFilter};
 
 use super::Exclusive;

@@ -1,9 +1,9 @@
 //! `snapshots`: the snapshots a filter selects, optionally grouped.
 
 use crate::error::Result;
-use crate::forget::{group, GroupBy, GroupKey};
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
+use crate::policy::{group, GroupBy, GroupKey};
 use crate::repository::{Repository, SnapshotFilter};
 
 #[derive(Clone, Debug, Default)]

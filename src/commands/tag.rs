@@ -5,6 +5,8 @@ use crate::error::Result;
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
 
+pub use crate::util::split_tags;
+
 use super::Exclusive;
 
 /// Tag changes; each list may hold comma-separated tags (`--add a,b`).
@@ -34,17 +36,6 @@ pub struct TagReport {
     pub unchanged: Vec<SnapshotId>,
 }
 
-/// Splits tag options as restic does: each value may hold several tags separated by commas;
-/// empty ones are dropped.
-pub fn split_tags(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .flat_map(|t| t.split(','))
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// Applies `opts` to every snapshot of `targets`, checking `lock` (exclusive) before each.
 pub fn tag(
     ex: &Exclusive,
@@ -64,19 +55,4 @@ pub fn tag(
         }
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_split_on_commas_and_empty_ones_go() {
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            split_tags(&v(&["a,b", "", "c,,d"])),
-            v(&["a", "b", "c", "d"])
-        );
-        assert!(split_tags(&[]).is_empty());
-    }
 }

@@ -86,11 +86,10 @@ impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && (self.tags.is_empty()
-                || self.tags.iter().any(|list| {
-                    list.split(',')
-                        .filter(|t| !t.is_empty())
-                        .all(|t| s.tags.iter().any(|x| x == t))
-                }))
+                || self
+                    .tags
+                    .iter()
+                    .any(|list| crate::util::tag_list(list).all(|t| s.tags.iter().any(|x| x == t))))
             && self.paths.iter().all(|p| s.paths.contains(p))
     }
 }

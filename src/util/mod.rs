@@ -1,9 +1,12 @@
-//! Small helpers below everything else: names of this host and its users, sizes, times.
+//! Small helpers below everything else: names of this host and its users, sizes, times, tag
+//! lists.
 
 mod names;
 mod size;
+mod tags;
 mod time;
 
 pub use names::{group_name, hostname, user_name, username};
 pub use size::{parse_size, parse_size_in};
+pub use tags::{split_tags, tag_list};
 pub use time::{format_time, now_string, parse_time};
