@@ -19,8 +19,8 @@ use cista::chunker::Chunker;
 use cista::compress;
 use cista::crypto::Keys;
 use cista::format::{self, BlobEntry, BlobType, ChunkerParams, IndexFile, IndexPack};
-use cista::id::Id;
-use cista::index::Index;
+use cista::Id;
+use cista::Index;
 
 const MIB: usize = 1 << 20;
 

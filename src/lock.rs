@@ -262,12 +262,3 @@ pub fn unlock(repo: &Repository, all: bool) -> Result<usize> {
     }
     Ok(n)
 }
-
-/// Every lock with its content, for listing.
-pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, Result<LockInfo>)>> {
-    Ok(repo
-        .list_ids(FileType::Lock)?
-        .into_iter()
-        .map(|id| (id, load_lock(repo, &id)))
-        .collect())
-}

@@ -79,23 +79,12 @@ fn flaky_store_fails_cleanly_and_check_passes() {
         let Ok(repo) = cista::Repository::open(be, PASSWORD.as_bytes()) else {
             continue;
         };
-        let Ok(index) = cista::index::Index::load(&repo) else {
-            continue;
-        };
         let opts = {
-            let mut o = cista::backup::BackupOptions::default();
+            let mut o = cista::BackupOptions::default();
             o.force = true;
             o
         };
-        if cista::backup::backup(
-            &repo,
-            &index,
-            cista::backup::Source::Paths(vec![src.clone()]),
-            &opts,
-            None,
-        )
-        .is_ok()
-        {
+        if lib_backup(&repo, cista::Source::Paths(vec![src.clone()]), &opts).is_ok() {
             ok += 1;
         }
         env.ok(&["check", "--read-data"]);
@@ -178,12 +167,16 @@ fn cache_serves_index_snapshots_and_trees() {
     // Not the CLI's cache, which the backup filled as it wrote.
     let cache = env.path("library-cache");
     let walk = |repo: &cista::Repository| {
-        let index = cista::index::Index::load(repo).unwrap();
+        let ix = repo
+            .lock(&cista::commands::LockOptions::none())
+            .unwrap()
+            .indexed()
+            .unwrap();
         let (_, snap) = repo
             .resolve_snapshot("latest", &Default::default())
             .unwrap();
         let mut n = 0;
-        cista::tree::walk(repo, &index, &snap.tree, "", &mut |_, _| {
+        cista::commands::ls(&ix, &snap, "", &mut |_, _| {
             n += 1;
             Ok(())
         })
@@ -471,7 +464,7 @@ impl object_store::ObjectStore for FaultStore {
 /// whose answer is lost is recognised as stored. Either way check passes afterwards.
 #[test]
 fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
-    use cista::backup::{backup, BackupOptions, Source};
+    use cista::{BackupOptions, Source};
     let mut env = Env::empty();
     let bucket = s3::bucket("multipart");
     env.location = Some(format!("s3://{bucket}/repo"));
@@ -507,18 +500,11 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
     let run = |mode: Completion| {
         let (be, completions, aborts) = open(mode);
         let repo = cista::Repository::open(be, PASSWORD.as_bytes()).unwrap();
-        let index = cista::index::Index::load(&repo).unwrap();
-        let r = backup(
-            &repo,
-            &index,
-            Source::Paths(vec![src.clone()]),
-            &{
-                let mut o = BackupOptions::default();
-                o.force = true;
-                o
-            },
-            None,
-        );
+        let r = lib_backup(&repo, Source::Paths(vec![src.clone()]), &{
+            let mut o = BackupOptions::default();
+            o.force = true;
+            o
+        });
         (
             r,
             completions.load(Ordering::SeqCst),
@@ -554,7 +540,7 @@ fn failed_multipart_completion_fails_cleanly_or_is_recognised() {
 /// outage failed a backup that way (tests/outage.rs, about one run in five).
 #[test]
 fn a_put_cut_off_midway_is_tried_again() {
-    use cista::backup::{backup, BackupOptions, Source};
+    use cista::{BackupOptions, Source};
     let mut env = Env::empty();
     let bucket = s3::bucket("cut-puts");
     env.location = Some(format!("s3://{bucket}/repo"));
@@ -577,9 +563,8 @@ fn a_put_cut_off_midway_is_tried_again() {
     )
     .unwrap();
     let repo = cista::Repository::open(Arc::new(be), PASSWORD.as_bytes()).unwrap();
-    let index = cista::index::Index::load(&repo).unwrap();
     let opts = BackupOptions::default();
-    backup(&repo, &index, Source::Paths(vec![src.clone()]), &opts, None).unwrap();
+    lib_backup(&repo, Source::Paths(vec![src.clone()]), &opts).unwrap();
     assert_eq!(cut.load(Ordering::SeqCst), 0, "every cut was made");
     env.ok(&["check", "--read-data"]);
     restore_latest_matches(&env, "r", &snapshot_meta(&src), &src);

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use cista::format::BlobType;
-use cista::index::Index;
+use cista::Index;
 use common::*;
 
 fn blob_counts(env: &Env) -> (usize, usize) {

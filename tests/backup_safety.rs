@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cista::backend::FileType;
-use cista::backup::{backup, BackupOptions, Source};
 use cista::format::BlobType;
-use cista::id::Id;
-use cista::index::Index;
+use cista::Id;
+use cista::Index;
 use cista::Repository;
+use cista::{BackupOptions, Source};
 use common::*;
 
 /// The stored file of a pack.
@@ -95,7 +95,7 @@ fn parent_tree_failing_authentication_is_stored_again() {
     let idx = Index::load(&repo).unwrap();
     let root: Id = latest_tree(&env).parse().unwrap();
     let deeper = format!("{}/sub/deeper", src.display());
-    let node = cista::tree::find_node(&repo, &idx, &root, &deeper).unwrap();
+    let node = lib_find_node(&repo, &root, &deeper).unwrap();
     let sub = node.subtree.unwrap();
     let loc = idx.get(BlobType::Tree, &sub).unwrap();
     let f = pack_file(&env, &loc.pack);
@@ -156,18 +156,15 @@ fn prune_beside_a_backup_whose_lock_looks_stale_loses_nothing() {
     h.after_write = Some(Box::new(move |_, t, _| {
         if t == FileType::Index && a.swap(false, Ordering::SeqCst) {
             let other = Repository::open(be.clone(), PASSWORD.as_bytes())?;
-            cista::prune::prune(&other, &Default::default(), None)?;
+            lib_prune(&other, &Default::default())?;
         }
         Ok(())
     }));
     let repo = Repository::open(Arc::new(h), PASSWORD.as_bytes()).unwrap();
-    let index = Index::load(&repo).unwrap();
-    let res = backup(
+    let res = lib_backup(
         &repo,
-        &index,
         Source::Paths(vec![src.clone()]),
         &BackupOptions::default(),
-        None,
     )
     .unwrap();
     assert!(!armed.load(Ordering::SeqCst), "the prune ran");

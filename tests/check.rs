@@ -6,8 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cista::format::BlobType;
-use cista::index::Index;
-use cista::tree::find_node;
+use cista::Index;
 use common::*;
 
 fn flip(path: &Path, pos: usize) {
@@ -98,13 +97,7 @@ fn restore_of_damaged_blob_fails_without_writing_wrong_data() {
     let (_, snap) = repo
         .resolve_snapshot("latest", &Default::default())
         .unwrap();
-    let node = find_node(
-        &repo,
-        &index,
-        &snap.tree,
-        &format!("{}/big.bin", src.display()),
-    )
-    .unwrap();
+    let node = lib_find_node(&repo, &snap.tree, &format!("{}/big.bin", src.display())).unwrap();
     // The chunker's key is random per repository, so the 3 MiB file may be one chunk or
     // several: damage the middle one, whichever it is.
     let blob = node.content[node.content.len() / 2];

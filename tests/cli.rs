@@ -73,7 +73,7 @@ fn locked_repository_exits_11_and_stale_locks_are_removed() {
     small_tree(&src);
     let repo = env.open();
     {
-        let _l = cista::lock::LockGuard::acquire(&repo, true).unwrap();
+        let _l = cista::LockGuard::acquire(&repo, true).unwrap();
         let o = env.run(&["backup", src.to_str().unwrap()]);
         assert_eq!(
             o.status.code(),
@@ -99,7 +99,7 @@ fn locked_repository_exits_11_and_stale_locks_are_removed() {
     env.ok(&["unlock"]);
     assert_eq!(env.count("locks"), 0);
     // Shared locks do not conflict with each other.
-    let _a = cista::lock::LockGuard::acquire(&repo, false).unwrap();
+    let _a = cista::LockGuard::acquire(&repo, false).unwrap();
     env.ok(&["check"]);
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cista::backend::{FileType, LocalBackend};
-use cista::backup::{backup, BackupOptions, Source};
-use cista::check::{check, CheckOptions, Subset};
-use cista::index::Index;
+use cista::Index;
+use cista::{BackupOptions, Source};
+use cista::{CheckOptions, Subset};
 use cista::{InitOptions, Repository};
 use common::*;
 
@@ -34,7 +34,7 @@ fn failing_backend(root: &std::path::Path, ok_writes: usize, fail_removes: bool)
 }
 
 fn full_check(repo: &Repository) {
-    let r = check(repo, &{
+    let r = lib_check(repo, &{
         let mut o = CheckOptions::default();
         o.read_data = Some(Subset::All);
         o
@@ -62,19 +62,12 @@ fn failing_backend_never_leaves_damage() {
     for ok_writes in 0..100 {
         let be = Arc::new(failing_backend(&env.repo(), ok_writes, false));
         let frepo = Repository::open(be, PASSWORD.as_bytes()).unwrap();
-        let index = Index::load(&frepo).unwrap();
         let opts = {
             let mut o = BackupOptions::default();
             o.force = true;
             o
         };
-        match backup(
-            &frepo,
-            &index,
-            Source::Paths(vec![src.clone()]),
-            &opts,
-            None,
-        ) {
+        match lib_backup(&frepo, Source::Paths(vec![src.clone()]), &opts) {
             Ok(_) => {
                 full_check(&repo);
                 break;
@@ -168,8 +161,8 @@ fn prune_stopped_at_every_step_never_damages() {
         .unwrap()
         .success());
     let opts = {
-        let mut o = cista::prune::PruneOptions::default();
-        o.max_unused = cista::prune::MaxUnused::Bytes(0);
+        let mut o = cista::PruneOptions::default();
+        o.max_unused = cista::MaxUnused::Bytes(0);
         o
     };
     let mut steps = 0;
@@ -187,7 +180,7 @@ fn prune_stopped_at_every_step_never_damages() {
             PASSWORD.as_bytes(),
         )
         .unwrap();
-        let done = cista::prune::prune(&repo, &opts, None);
+        let done = lib_prune(&repo, &opts);
         let clean =
             Repository::open(Arc::new(LocalBackend::new(env.repo())), PASSWORD.as_bytes()).unwrap();
         full_check(&clean);
@@ -224,11 +217,11 @@ fn prune_reports_objects_it_cannot_delete_and_a_later_prune_removes_them() {
     });
     let repo = Repository::open(Arc::new(refusing), PASSWORD.as_bytes()).unwrap();
     let opts = {
-        let mut o = cista::prune::PruneOptions::default();
-        o.max_unused = cista::prune::MaxUnused::Bytes(0);
+        let mut o = cista::PruneOptions::default();
+        o.max_unused = cista::MaxUnused::Bytes(0);
         o
     };
-    let r = cista::prune::prune(&repo, &opts, None).unwrap();
+    let r = lib_prune(&repo, &opts).unwrap();
     assert!(r.packs_written > 0 && r.packs_repacked > 0, "{r:?}");
     let old_index_files = 3;
     assert!(

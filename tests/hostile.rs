@@ -157,7 +157,7 @@ fn key_files_tried_are_bounded_and_the_hint_comes_first() {
     // meets them first.
     let mut planted = 0;
     let mut seed = 100;
-    while planted < cista::repository::MAX_KEY_TRIES + 1 {
+    while planted < cista::MAX_KEY_TRIES + 1 {
         seed += 2;
         let k = junk_key(64 << 10, seed);
         let name = cista::Id::of_bytes(&k).to_hex();

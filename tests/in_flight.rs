@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cista::backend::{Backend, FileType, MemBackend};
-use cista::backup::{backup, BackupOptions, Source};
-use cista::check::{check, CheckOptions, Subset};
-use cista::index::Index;
+use cista::commands::{self, LockOptions};
+use cista::{BackupOptions, Source};
+use cista::{CheckOptions, Subset};
 use cista::{InitOptions, Repository};
 use common::*;
 
@@ -119,13 +119,12 @@ fn far_repo() -> (Arc<Far>, Repository) {
 
 /// Backs up `dir` (every file read again) and returns the snapshot id.
 fn back_up(repo: &Repository, dir: &std::path::Path) -> cista::Id {
-    let index = Index::load(repo).unwrap();
     let opts = {
         let mut o = BackupOptions::default();
         o.force = true;
         o
     };
-    backup(repo, &index, Source::Paths(vec![dir.into()]), &opts, None)
+    lib_backup(repo, Source::Paths(vec![dir.into()]), &opts)
         .unwrap()
         .snapshot_id
         .expect("a new snapshot")
@@ -138,8 +137,8 @@ fn files(dir: &std::path::Path, n: usize, size: usize) {
     }
 }
 
-fn read_all(repo: &Repository) -> cista::check::CheckReport {
-    check(repo, &{
+fn read_all(repo: &Repository) -> cista::CheckReport {
+    lib_check(repo, &{
         let mut o = CheckOptions::default();
         o.read_data = Some(Subset::All);
         o
@@ -204,26 +203,25 @@ fn prune_repacks_with_packs_in_flight_and_loses_nothing() {
     repo.remove_snapshots(&[first], || Ok(())).unwrap();
     far.arm();
     let opts = {
-        let mut o = cista::prune::PruneOptions::default();
-        o.max_unused = cista::prune::MaxUnused::Bytes(0);
+        let mut o = cista::PruneOptions::default();
+        o.max_unused = cista::MaxUnused::Bytes(0);
         o
     };
-    let rep = cista::prune::prune(&repo, &opts, None).unwrap();
+    let rep = lib_prune(&repo, &opts).unwrap();
     assert!(rep.packs_repacked >= 16, "{rep:?}");
     let peak = far.peak(WHOLE);
     assert!((6..=2 * CONNECTIONS).contains(&peak), "peak {peak}");
 
     let r = read_all(&repo);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let index = Index::load(&repo).unwrap();
     let (_, snap) = repo.snapshots().unwrap().pop().unwrap();
     let target = env.path("restore");
     let ropts = {
-        let mut o = cista::restore::RestoreOptions::default();
+        let mut o = cista::RestoreOptions::default();
         o.target = target.clone();
         o
     };
-    let sum = cista::restore::restore(&repo, &index, &snap, "", &ropts).unwrap();
+    let sum = lib_restore(&repo, &snap, "", &ropts).unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_same_tree(&expected, &src, &restored);
@@ -277,31 +275,25 @@ fn copy_reads_the_source_in_flight() {
         Default::default(),
     )
     .unwrap();
-    let from_index = Index::load(&from).unwrap();
+    let from_ix = from.lock(&LockOptions::none()).unwrap().indexed().unwrap();
+    let to_l = to.lock(&LockOptions::none()).unwrap();
     far.arm();
-    let new = cista::backup::copy_snapshot(
-        &to,
-        &Index::load(&to).unwrap(),
-        &from,
-        &from_index,
-        &id,
-        &snap,
-        None,
-    )
-    .unwrap()
-    .expect("copied");
+    let copied = commands::copy(&to_l, &from_ix, &[(id, snap)], &mut |_, _, _| {}).unwrap();
+    let new = match copied.snapshots[..] {
+        [(_, commands::Copied::As(new))] => new,
+        ref other => panic!("not copied: {other:?}"),
+    };
     let peak = far.peak(RANGE);
     assert!((6..=pool_width()).contains(&peak), "peak {peak}");
 
-    let index = Index::load(&to).unwrap();
     let target = env.path("restore");
     let ropts = {
-        let mut o = cista::restore::RestoreOptions::default();
+        let mut o = cista::RestoreOptions::default();
         o.target = target.clone();
         o
     };
     let copied = to.load_snapshot(&new).unwrap();
-    let sum = cista::restore::restore(&to, &index, &copied, "", &ropts).unwrap();
+    let sum = lib_restore(&to, &copied, "", &ropts).unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     assert_same_tree(
         &expected,

@@ -217,12 +217,11 @@ fn prune_aborts_before_deleting_when_a_blob_is_missing() {
     env.ok(&["forget", "--keep-last", "1"]);
     // Lose one pack the kept snapshot needs: the one holding the first chunk of its big file.
     let repo = env.open();
-    let index = cista::index::Index::load(&repo).unwrap();
+    let index = cista::Index::load(&repo).unwrap();
     let (_, snap) = repo
         .resolve_snapshot("latest", &Default::default())
         .unwrap();
-    let node = cista::tree::find_node(&repo, &index, &snap.tree, &format!("{}/big", src.display()))
-        .unwrap();
+    let node = lib_find_node(&repo, &snap.tree, &format!("{}/big", src.display())).unwrap();
     let pack = index
         .get(cista::format::BlobType::Data, &node.content[0])
         .unwrap()
@@ -498,7 +497,7 @@ fn prune_refuses_a_truncated_pack_and_names_it() {
     small_tree(&src);
     write(&src.join("big"), &bytes(3 << 20, 8));
     env.backup(&[&src]);
-    let index = cista::index::Index::load(&env.open()).unwrap();
+    let index = cista::Index::load(&env.open()).unwrap();
     let (_, _, loc) = index
         .iter()
         .find(|(t, _, _)| *t == cista::format::BlobType::Data)

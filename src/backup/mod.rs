@@ -14,7 +14,7 @@ mod source;
 mod stream;
 mod walk;
 
-pub use copy::{copy_identity, copy_snapshot};
+pub(crate) use copy::copy_snapshot;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use crate::error::Result;
 use crate::repository::Repository;
 
-pub use subset::{select_packs, Subset, MAX_GROUPS};
+pub use subset::{select_packs, Subset};
 
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]

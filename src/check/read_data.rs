@@ -137,8 +137,9 @@ mod tests {
 
     use super::*;
     use crate::backend::{Backend, LocalBackend, MemBackend};
+    use crate::check::subset::MAX_GROUPS;
     use crate::check::testing::{damage, mem_repo, repo_on};
-    use crate::check::{CheckReport, MAX_GROUPS};
+    use crate::check::CheckReport;
     use crate::error::Result;
     use crate::index::Index;
 

@@ -9,6 +9,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::Node;
+use crate::id::TreeId;
 use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::repository::Repository;
@@ -147,6 +149,11 @@ impl<'r> Indexed<'r> {
     pub fn reload(&mut self) -> Result<()> {
         self.index = Index::load(self.locked.repo)?;
         Ok(())
+    }
+
+    /// The node at `path` below the tree `root` (the snapshot root itself for an empty path).
+    pub fn find_node(&self, root: &TreeId, path: &str) -> Result<Node> {
+        crate::tree::find_node(self.repo(), &self.index, root, path)
     }
 
     /// Gives the lock back without the index.

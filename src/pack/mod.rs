@@ -8,7 +8,7 @@ mod saver;
 mod tree_cache;
 mod writer;
 
-pub use reader::{open_blob, open_blob_at, parse_pack, read_blob, read_blob_at, read_pack_header};
+pub use reader::{open_blob, open_blob_at, parse_pack, read_blob, read_blob_at};
 pub(crate) use saver::{BlobSaver, INDEX_EVERY_PACKS};
 pub(crate) use tree_cache::{cache_trees, clean_tree_cache};
 pub use writer::{FinishedPack, PackWriter};

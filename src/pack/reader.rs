@@ -4,7 +4,7 @@
 use super::tree_cache::{fill_tree_cache, prefetch_tree_packs, read_cached};
 use crate::backend::FileType;
 use crate::error::{Error, Result};
-use crate::format::{self, BlobEntry, BlobType, PACK_TRAILER_LEN};
+use crate::format::{self, BlobEntry, BlobType};
 use crate::id::{BlobId, Id, PackId};
 use crate::index::{BlobLocation, Index};
 use crate::repository::Repository;
@@ -21,30 +21,6 @@ pub fn parse_pack(repo: &Repository, id: &PackId, bytes: &[u8]) -> Result<Vec<Bl
     let (blobs, header) = format::split_pack(bytes).map_err(|e| Error::corrupt("pack", id, e))?;
     format::open_pack_header(repo.keys(), header, blobs.len() as u64)
         .map_err(|e| Error::corrupt("pack", id, format!("header: {e}")))
-}
-
-/// Reads only a pack's header, by range, given the pack's size.
-pub fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<BlobEntry>> {
-    let name = id.to_hex();
-    let corrupt = |r: String| Error::corrupt("pack", id, r);
-    if size < PACK_TRAILER_LEN as u64 {
-        return Err(corrupt("shorter than its trailer".into()));
-    }
-    let be = repo.backend();
-    let t = be.read_range(
-        FileType::Pack,
-        &name,
-        size - PACK_TRAILER_LEN as u64,
-        PACK_TRAILER_LEN as u64,
-    )?;
-    let hlen = u32::from_le_bytes(t[..4].try_into().unwrap()) as u64;
-    if hlen + PACK_TRAILER_LEN as u64 > size {
-        return Err(corrupt(format!("header length {hlen} exceeds the pack")));
-    }
-    let blobs_len = size - PACK_TRAILER_LEN as u64 - hlen;
-    let h = be.read_range(FileType::Pack, &name, blobs_len, hlen)?;
-    format::open_pack_header(repo.keys(), &h, blobs_len)
-        .map_err(|e| corrupt(format!("header: {e}")))
 }
 
 /// Opens one sealed blob and checks its id.

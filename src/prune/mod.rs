@@ -23,14 +23,8 @@ mod used;
 
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::index::Index;
-use crate::lock::LockGuard;
-use crate::repository::Repository;
-
 pub use options::MaxUnused;
 pub use plan::PrunePlan;
-pub use used::used_blobs;
 
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -91,21 +85,6 @@ pub struct RetainedObject {
     pub size: u64,
     #[serde(flatten)]
     pub retention: crate::backend::Retention,
-}
-
-/// Runs prune. The caller holds an exclusive lock, checked before anything is deleted.
-pub fn prune(
-    repo: &Repository,
-    opts: &PruneOptions,
-    lock: Option<&LockGuard>,
-) -> Result<PruneReport> {
-    repo.refuse_if_append_only()?;
-    let index = Index::load_complete(repo)?;
-    let plan = PrunePlan::new(repo, &index, opts)?;
-    if opts.dry_run {
-        return Ok(plan.report().clone());
-    }
-    plan.execute(repo, lock)
 }
 
 #[cfg(test)]

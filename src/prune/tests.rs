@@ -6,12 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::plan::{choose, PackPlan};
+use super::used::used_blobs;
 use super::*;
 use crate::backend::{Backend, FileType, MemBackend};
 use crate::backup::{backup, BackupOptions, Source};
 use crate::format::{uncompressed_sealed_len, BlobEntry, BlobType};
 use crate::id::{Id, PackId, SnapshotId};
-use crate::repository::InitOptions;
+use crate::index::Index;
+use crate::repository::{InitOptions, Repository};
 
 /// A pack of `size` bytes holding one used blob and `unused` unused bytes.
 fn pack(i: u8, size: u64, unused: u64) -> PackPlan {

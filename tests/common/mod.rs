@@ -14,6 +14,9 @@ pub mod azure;
 pub mod gcs;
 pub mod hooked;
 pub mod jobs;
+pub mod lib_calls;
+#[allow(unused_imports)]
+pub use lib_calls::*;
 pub mod outage;
 pub mod s3;
 pub mod server;
