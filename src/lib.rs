@@ -44,6 +44,7 @@ pub mod id;
 pub mod index;
 pub mod lock;
 pub mod pack;
+pub mod problem;
 pub mod prune;
 pub mod repository;
 pub mod restore;
@@ -52,4 +53,5 @@ pub mod util;
 
 pub use error::{Error, Result};
 pub use id::Id;
+pub use problem::{ObjectKind, ObjectRef, Problem, ProblemKind};
 pub use repository::{InitOptions, Loaded, OpenOptions, Repository, SnapshotFilter};

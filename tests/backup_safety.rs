@@ -13,7 +13,7 @@ use cista::backup::{backup, BackupOptions, Source};
 use cista::format::BlobType;
 use cista::id::Id;
 use cista::index::Index;
-use cista::Repository;
+use cista::{ProblemKind, Repository};
 use common::*;
 
 /// The stored file of a pack.
@@ -175,7 +175,9 @@ fn prune_beside_a_backup_whose_lock_looks_stale_loses_nothing() {
     assert!(
         res.notices
             .iter()
-            .any(|n| n.contains("deleted while it ran")),
+            .any(|n| n.kind == ProblemKind::DeletedDuringBackup
+                && n.message.contains("deleted while it ran")
+                && n.object.is_some()),
         "{:?}",
         res.notices
     );

@@ -31,6 +31,7 @@ use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::pack::{BlobSaver, INDEX_EVERY_PACKS};
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::{Repository, SnapshotFilter};
 use crate::util::{format_time, hostname, parse_time, username};
 
@@ -83,11 +84,12 @@ pub struct BackupResult {
     pub snapshot_id: Option<SnapshotId>,
     pub snapshot: Snapshot,
     pub summary: Summary,
-    /// Source files that could not be read, each with the reason.
-    pub warnings: Vec<String>,
+    /// Source files that could not be read, each with the reason (`SourceUnreadable`, its
+    /// `path` the source path).
+    pub warnings: Vec<Problem>,
     /// Damage found in the repository and worked around (the snapshot is complete): packs
-    /// missing or short, parent trees that could not be loaded.
-    pub notices: Vec<String>,
+    /// missing or short, parent trees that could not be loaded, blobs deleted while it ran.
+    pub notices: Vec<Problem>,
 }
 
 #[derive(Default)]
@@ -112,8 +114,8 @@ struct Archiver<'a> {
     seen: Mutex<HashSet<(BlobType, BlobId)>>,
     saver: BlobSaver<'a>,
     c: Counters,
-    warnings: Mutex<Vec<String>>,
-    notices: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<Problem>>,
+    notices: Mutex<Vec<Problem>>,
     /// Parent trees that failed to load: stored again even though the index names them.
     distrusted: Mutex<HashSet<TreeId>>,
     excludes: Excludes,
@@ -179,14 +181,17 @@ impl<'a> Archiver<'a> {
     }
 
     fn warn(&self, path: &Path, what: &str, e: impl std::fmt::Display) {
-        self.warnings
-            .lock()
-            .unwrap()
-            .push(format!("{}: {what}: {e}", path.display()));
+        let shown = path.display();
+        let p = Problem::new(
+            ProblemKind::SourceUnreadable,
+            format!("{shown}: {what}: {e}"),
+        )
+        .with_path(shown.to_string());
+        self.warnings.lock().unwrap().push(p);
     }
 
-    fn notice(&self, msg: String) {
-        self.notices.lock().unwrap().push(msg);
+    fn notice(&self, p: Problem) {
+        self.notices.lock().unwrap().push(p);
     }
 }
 
@@ -209,25 +214,28 @@ pub fn backup(
     };
     let gone = match run_backup(repo, index, source, opts, lock)? {
         Attempt::Saved(r) => return Ok(*r),
-        Attempt::Gone(id) => id,
+        Attempt::Gone(ty, id) => (ty, id),
     };
     let Some(paths) = again else {
-        return Err(gone_error(&gone));
+        return Err(gone_error(&gone.1));
     };
     let fresh = Index::load(repo)?;
     match run_backup(repo, &fresh, Source::Paths(paths), opts, lock)? {
         Attempt::Saved(r) => {
             let mut r = *r;
+            let (ty, gone) = gone;
+            let message = format!(
+                "blob {gone} and maybe others this backup reused were deleted while it ran \
+                 (a prune took its lock for stale); the backup ran again and stored them anew"
+            );
             r.notices.insert(
                 0,
-                format!(
-                    "blob {gone} and maybe others this backup reused were deleted while it ran \
-                     (a prune took its lock for stale); the backup ran again and stored them anew"
-                ),
+                Problem::new(ProblemKind::DeletedDuringBackup, message)
+                    .with_object(ObjectKind::of_blob(ty), gone),
             );
             Ok(r)
         }
-        Attempt::Gone(id) => Err(gone_error(&id)),
+        Attempt::Gone(_, id) => Err(gone_error(&id)),
     }
 }
 
@@ -358,8 +366,8 @@ fn run_backup(
         None
     } else {
         let ours = a.saver.index_files();
-        if let Some(id) = first_gone(repo, index, &ours, &tree_id)? {
-            return Ok(Attempt::Gone(id));
+        if let Some((ty, id)) = first_gone(repo, index, &ours, &tree_id)? {
+            return Ok(Attempt::Gone(ty, id));
         }
         if let Some(l) = lock {
             l.check()?;
