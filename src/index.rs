@@ -77,6 +77,18 @@ pub struct DamagedPack {
     pub needed: u64,
 }
 
+impl DamagedPack {
+    /// This pack as a problem with `message`: `Missing`, or `SizeMismatch` when short.
+    pub(crate) fn problem(&self, message: String) -> crate::problem::Problem {
+        use crate::problem::{ObjectKind, Problem, ProblemKind};
+        let kind = match self.stored {
+            None => ProblemKind::Missing,
+            Some(_) => ProblemKind::SizeMismatch,
+        };
+        Problem::new(kind, message).with_object(ObjectKind::Pack, self.id)
+    }
+}
+
 impl std::fmt::Display for DamagedPack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.stored {

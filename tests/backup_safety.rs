@@ -12,8 +12,8 @@ use cista::backend::FileType;
 use cista::format::BlobType;
 use cista::Id;
 use cista::Index;
-use cista::Repository;
 use cista::{BackupOptions, Source};
+use cista::{ProblemKind, Repository};
 use common::*;
 
 /// The stored file of a pack.
@@ -172,7 +172,9 @@ fn prune_beside_a_backup_whose_lock_looks_stale_loses_nothing() {
     assert!(
         res.notices
             .iter()
-            .any(|n| n.contains("deleted while it ran")),
+            .any(|n| n.kind == ProblemKind::DeletedDuringBackup
+                && n.message.contains("deleted while it ran")
+                && n.object.is_some()),
         "{:?}",
         res.notices
     );

@@ -25,6 +25,17 @@ fn repo_with_data() -> (Env, PathBuf) {
     (env, src)
 }
 
+/// Runs `cista --json args`, which fails, and returns its JSON summary.
+fn failing_json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let o = env.run(&a);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let last = out.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("bad json {last:?}: {e}"))
+}
+
 fn check_fails_naming(env: &Env, object: &Path, args: &[&str]) {
     let o = env.run(args);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -125,6 +136,27 @@ fn restore_of_damaged_blob_fails_without_writing_wrong_data() {
     // Undamaged files are still restored.
     assert_eq!(fs::read(restored.join("a.txt")).unwrap(), b"hello world\n");
 
+    // The JSON summary gives each error as kind, object, path and the same message.
+    let t2 = env.path("r2");
+    let sum = failing_json(
+        &env,
+        &["restore", "latest", "--target", t2.to_str().unwrap()],
+    );
+    let errors = sum["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{sum}");
+    let e = &errors[0];
+    assert_eq!(e["kind"], "damaged", "{e}");
+    assert_eq!(e["object"]["kind"], "blob", "{e}");
+    assert_eq!(e["object"]["id"], blob.to_hex(), "{e}");
+    let path = format!("{}/big.bin", src.display());
+    assert_eq!(e["path"].as_str(), Some(path.as_str()), "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("big.bin") && message.contains(&blob.to_hex()),
+        "{e}"
+    );
+    assert!(err.contains(&format!("error: {message}")), "{err}");
+
     let o = env.run(&["dump", "latest", &format!("{}/big.bin", src.display())]);
     assert!(!o.status.success());
     check_fails_naming(&env, &pack, &["check", "--read-data"]);
@@ -136,6 +168,30 @@ fn missing_pack_is_reported() {
     let packs = walk_files(&env.repo().join("data"));
     fs::remove_file(&packs[0]).unwrap();
     check_fails_naming(&env, &packs[0], &["check"]);
+
+    // The JSON summary names it by kind and id, with the message stderr prints.
+    let name = packs[0].file_name().unwrap().to_str().unwrap();
+    let rep = failing_json(&env, &["check"]);
+    assert_eq!(rep["ok"], false);
+    // A tree pack's loss also fails the trees it held; the pack itself is named once.
+    let errors = rep["errors"].as_array().unwrap();
+    let pack = serde_json::json!({"kind": "pack", "id": name});
+    let named: Vec<_> = errors.iter().filter(|e| e["object"] == pack).collect();
+    assert_eq!(named.len(), 1, "{rep}");
+    let e = named[0];
+    assert_eq!(e["kind"], "missing", "{e}");
+    assert_eq!(e["path"], serde_json::Value::Null);
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains(name) && message.contains("does not exist"),
+        "{e}"
+    );
+    let o = env.run(&["check"]);
+    assert!(
+        stderr(&o).contains(&format!("error: {message}")),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use cista::backend::{Backend, FileType, MemBackend};
 use cista::commands::{self, LockOptions};
 use cista::{BackupOptions, Source};
 use cista::{CheckOptions, Subset};
-use cista::{InitOptions, Repository};
+use cista::{InitOptions, ObjectKind, ProblemKind, Repository};
 use common::*;
 
 /// What `Far` counts: whole-pack reads, ranged pack reads, snapshot deletes.
@@ -181,7 +181,10 @@ fn check_read_data_in_flight_still_names_a_damaged_pack() {
     far.arm();
     let r = read_all(&repo);
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
-    assert!(r.errors[0].contains(&victim), "{:?}", r.errors);
+    assert!(r.errors[0].message.contains(&victim), "{:?}", r.errors);
+    assert_eq!(r.errors[0].kind, ProblemKind::Damaged);
+    let object = r.errors[0].object.as_ref().expect("names the pack");
+    assert_eq!((object.kind, &object.id), (ObjectKind::Pack, &victim));
     // Every other pack was read and verified.
     assert_eq!(r.packs_read, all.len() - 1);
 }

@@ -31,6 +31,7 @@ use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::pack::{BlobSaver, INDEX_EVERY_PACKS};
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::{Repository, SnapshotFilter};
 use crate::util::{format_time, hostname, parse_time, username};
 
@@ -85,11 +86,12 @@ pub struct BackupResult {
     pub snapshot_id: Option<SnapshotId>,
     pub snapshot: Snapshot,
     pub summary: Summary,
-    /// Source files that could not be read, each with the reason.
-    pub warnings: Vec<String>,
+    /// Source files that could not be read, each with the reason (`SourceUnreadable`, its
+    /// `path` the source path).
+    pub warnings: Vec<Problem>,
     /// Damage found in the repository and worked around (the snapshot is complete): packs
-    /// missing or short, parent trees that could not be loaded.
-    pub notices: Vec<String>,
+    /// missing or short, parent trees that could not be loaded, blobs deleted while it ran.
+    pub notices: Vec<Problem>,
 }
 
 #[derive(Default)]
@@ -114,8 +116,8 @@ struct Archiver<'a> {
     seen: Mutex<HashSet<(BlobType, BlobId)>>,
     saver: BlobSaver<'a>,
     c: Counters,
-    warnings: Mutex<Vec<String>>,
-    notices: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<Problem>>,
+    notices: Mutex<Vec<Problem>>,
     /// Parent trees that failed to load: stored again even though the index names them.
     distrusted: Mutex<HashSet<TreeId>>,
     excludes: Excludes,
@@ -181,14 +183,17 @@ impl<'a> Archiver<'a> {
     }
 
     fn warn(&self, path: &Path, what: &str, e: impl std::fmt::Display) {
-        self.warnings
-            .lock()
-            .unwrap()
-            .push(format!("{}: {what}: {e}", path.display()));
+        let shown = path.display();
+        let p = Problem::new(
+            ProblemKind::SourceUnreadable,
+            format!("{shown}: {what}: {e}"),
+        )
+        .with_path(shown.to_string());
+        self.warnings.lock().unwrap().push(p);
     }
 
-    fn notice(&self, msg: String) {
-        self.notices.lock().unwrap().push(msg);
+    fn notice(&self, p: Problem) {
+        self.notices.lock().unwrap().push(p);
     }
 }
 
@@ -211,25 +216,124 @@ pub fn backup(
     };
     let gone = match run_backup(repo, index, source, opts, lock)? {
         Attempt::Saved(r) => return Ok(*r),
-        Attempt::Gone(id) => id,
+        Attempt::Gone(ty, id) => (ty, id),
     };
     let Some(paths) = again else {
-        return Err(gone_error(&gone));
+        return Err(gone_error(&gone.1));
     };
     let fresh = Index::load(repo)?;
     match run_backup(repo, &fresh, Source::Paths(paths), opts, lock)? {
         Attempt::Saved(r) => {
             let mut r = *r;
+            let (ty, gone) = gone;
+            let message = format!(
+                "blob {gone} and maybe others this backup reused were deleted while it ran \
+                 (a prune took its lock for stale); the backup ran again and stored them anew"
+            );
             r.notices.insert(
                 0,
-                format!(
-                    "blob {gone} and maybe others this backup reused were deleted while it ran \
-                     (a prune took its lock for stale); the backup ran again and stored them anew"
-                ),
+                Problem::new(ProblemKind::DeletedDuringBackup, message)
+                    .with_object(ObjectKind::of_blob(ty), gone),
             );
             Ok(r)
         }
-        Attempt::Gone(id) => Err(gone_error(&id)),
+        Attempt::Gone(_, id) => Err(gone_error(&id)),
+    }
+}
+
+/// The snapshot's root tree, its paths and the parent it was compared with: the walked
+/// targets, or one file holding a stream or a command's output (a command that fails saves
+/// nothing).
+fn root_tree(
+    a: &Archiver,
+    source: Source,
+    opts: &BackupOptions,
+    host: &str,
+) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+    let repo = a.repo;
+    Ok(match source {
+        Source::Paths(paths) => {
+            if paths.is_empty() {
+                return Err(Error::Invalid("nothing to back up: no paths given".into()));
+            }
+            let mut abs = paths
+                .iter()
+                .map(|p| normalize(p))
+                .collect::<Result<Vec<_>>>()?;
+            abs.sort();
+            abs.dedup();
+            for p in &abs {
+                fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
+            }
+            let shown: Vec<String> = abs
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            let parent = find_parent(repo, opts, host, &shown)?;
+            let parent_tree = parent
+                .as_ref()
+                .and_then(|(_, s)| a.load_parent_tree(Path::new("/"), &s.tree));
+            let trie = build_trie(&abs);
+            let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
+                let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+                a.dir(Path::new("/"), parent_tree.as_ref(), m.dev())?
+            } else {
+                a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
+            };
+            (tree, shown, parent.map(|p| p.0))
+        }
+        Source::Reader { name, mut reader } => {
+            let n = stream_node(a, &name, &mut *reader)?;
+            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
+        }
+        Source::Command { name, argv } => {
+            let (prog, args) = argv.split_first().ok_or_else(|| {
+                Error::Invalid("no command given for --stdin-from-command".into())
+            })?;
+            let mut child = std::process::Command::new(prog)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Command(format!("cannot start {prog:?}: {e}")))?;
+            let mut out = child.stdout.take().expect("piped stdout");
+            let n = stream_node(a, &name, &mut out);
+            drop(out);
+            let status = child
+                .wait()
+                .map_err(|e| Error::Command(format!("waiting for {prog:?}: {e}")))?;
+            let n = n?;
+            if !status.success() {
+                return Err(Error::Command(format!(
+                    "command {prog:?} failed ({status}); no snapshot saved"
+                )));
+            }
+            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
+        }
+    })
+}
+
+impl Archiver<'_> {
+    /// The counters as the snapshot's summary.
+    fn summary(&self, backup_start: String, backup_end: String, t0: Instant) -> Summary {
+        let c = &self.c;
+        Summary {
+            files_new: c.files_new.load(Relaxed),
+            files_changed: c.files_changed.load(Relaxed),
+            files_unmodified: c.files_unmodified.load(Relaxed),
+            dirs_new: c.dirs_new.load(Relaxed),
+            dirs_changed: c.dirs_changed.load(Relaxed),
+            dirs_unmodified: c.dirs_unmodified.load(Relaxed),
+            data_blobs: c.data_blobs.load(Relaxed),
+            tree_blobs: c.tree_blobs.load(Relaxed),
+            data_added: c.data_added.load(Relaxed),
+            data_added_packed: c.data_added_packed.load(Relaxed),
+            total_files_processed: c.files.load(Relaxed),
+            total_bytes_processed: c.bytes.load(Relaxed),
+            backup_start,
+            backup_end,
+            duration_secs: t0.elapsed().as_secs_f64(),
+        }
     }
 }
 
@@ -248,66 +352,7 @@ fn run_backup(
     let a = Archiver::new(repo, index, opts)?;
     a.notices.lock().unwrap().extend(pack_notes);
 
-    let (root, paths, parent_id) = match source {
-        Source::Paths(paths) => {
-            if paths.is_empty() {
-                return Err(Error::Invalid("nothing to back up: no paths given".into()));
-            }
-            let mut abs = paths
-                .iter()
-                .map(|p| normalize(p))
-                .collect::<Result<Vec<_>>>()?;
-            abs.sort();
-            abs.dedup();
-            for p in &abs {
-                fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
-            }
-            let shown: Vec<String> = abs
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect();
-            let parent = find_parent(repo, opts, &host, &shown)?;
-            let parent_tree = parent
-                .as_ref()
-                .and_then(|(_, s)| a.load_parent_tree(Path::new("/"), &s.tree));
-            let trie = build_trie(&abs);
-            let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
-                let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
-                a.dir(Path::new("/"), parent_tree.as_ref(), m.dev())?
-            } else {
-                a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
-            };
-            (tree, shown, parent.map(|p| p.0))
-        }
-        Source::Reader { name, mut reader } => {
-            let n = stream_node(&a, &name, &mut *reader)?;
-            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
-        }
-        Source::Command { name, argv } => {
-            let (prog, args) = argv.split_first().ok_or_else(|| {
-                Error::Invalid("no command given for --stdin-from-command".into())
-            })?;
-            let mut child = std::process::Command::new(prog)
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| Error::Command(format!("cannot start {prog:?}: {e}")))?;
-            let mut out = child.stdout.take().expect("piped stdout");
-            let n = stream_node(&a, &name, &mut out);
-            drop(out);
-            let status = child
-                .wait()
-                .map_err(|e| Error::Command(format!("waiting for {prog:?}: {e}")))?;
-            let n = n?;
-            if !status.success() {
-                return Err(Error::Command(format!(
-                    "command {prog:?} failed ({status}); no snapshot saved"
-                )));
-            }
-            (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
-        }
-    };
+    let (root, paths, parent_id) = root_tree(&a, source, opts, &host)?;
 
     let mut root = root;
     let tree_id = a.add_blob(BlobType::Tree, &root.encode())?;
@@ -315,24 +360,7 @@ fn run_backup(
         a.saver.flush()?;
     }
     let end = jiff::Zoned::now();
-    let c = &a.c;
-    let summary = Summary {
-        files_new: c.files_new.load(Relaxed),
-        files_changed: c.files_changed.load(Relaxed),
-        files_unmodified: c.files_unmodified.load(Relaxed),
-        dirs_new: c.dirs_new.load(Relaxed),
-        dirs_changed: c.dirs_changed.load(Relaxed),
-        dirs_unmodified: c.dirs_unmodified.load(Relaxed),
-        data_blobs: c.data_blobs.load(Relaxed),
-        tree_blobs: c.tree_blobs.load(Relaxed),
-        data_added: c.data_added.load(Relaxed),
-        data_added_packed: c.data_added_packed.load(Relaxed),
-        total_files_processed: c.files.load(Relaxed),
-        total_bytes_processed: c.bytes.load(Relaxed),
-        backup_start: format_time(start.clone()),
-        backup_end: format_time(end),
-        duration_secs: t0.elapsed().as_secs_f64(),
-    };
+    let summary = a.summary(format_time(start.clone()), format_time(end), t0);
     let time = match &opts.time {
         Some(t) => parse_time(t)?,
         None => format_time(start),
@@ -360,8 +388,8 @@ fn run_backup(
         None
     } else {
         let ours = a.saver.index_files();
-        if let Some(id) = first_gone(repo, index, &ours, &tree_id)? {
-            return Ok(Attempt::Gone(id));
+        if let Some((ty, id)) = first_gone(repo, index, &ours, &tree_id)? {
+            return Ok(Attempt::Gone(ty, id));
         }
         if let Some(l) = lock {
             l.check()?;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::BlobType;
 use crate::id::{BlobId, Id, TreeId};
 use crate::index::Index;
+use crate::problem::Problem;
 use crate::repository::Repository;
 use crate::tree::load_tree;
 
@@ -25,23 +26,27 @@ pub(super) fn gone_error(id: &BlobId) -> Error {
 
 pub(super) enum Attempt {
     Saved(Box<BackupResult>),
-    /// Not saved: this blob, which the new snapshot needs, is no longer stored.
-    Gone(BlobId),
+    /// Not saved: this blob (of this type), which the new snapshot needs, is no longer stored.
+    Gone(BlobType, BlobId),
 }
 
 /// The index with the blobs of missing or short packs forgotten (one listing of data/), so
-/// that they are stored again; each such pack is named.
+/// that they are stored again; each such pack is named (`Missing` or `SizeMismatch`).
 pub(super) fn reconcile<'i>(
     repo: &Repository,
     index: &'i Index,
-) -> Result<(Cow<'i, Index>, Vec<String>)> {
+) -> Result<(Cow<'i, Index>, Vec<Problem>)> {
     let bad = index.damaged_packs(&repo.pack_sizes()?);
     if bad.is_empty() {
         return Ok((Cow::Borrowed(index), Vec::new()));
     }
     let notes = bad
         .iter()
-        .map(|d| format!("{d}: its blobs are stored again; run `cista check`"))
+        .map(|d| {
+            d.problem(format!(
+                "{d}: its blobs are stored again; run `cista check`"
+            ))
+        })
         .collect();
     let mut fixed = index.clone();
     fixed.rank_packs(&bad, true);
@@ -59,7 +64,7 @@ pub(super) fn first_gone(
     loaded: &Index,
     ours: &[Id],
     root: &TreeId,
-) -> Result<Option<BlobId>> {
+) -> Result<Option<(BlobType, BlobId)>> {
     let now: HashSet<Id> = repo.list_ids(FileType::Index)?.into_iter().collect();
     let old: HashSet<Id> = loaded.index_files().iter().copied().collect();
     let mut pruned = !old.iter().all(|f| now.contains(f));
@@ -91,17 +96,17 @@ pub(super) fn first_gone(
     first_missing(repo, &fresh, root)
 }
 
-/// The first blob below tree `root` that `index` lacks, walking each tree once.
+/// The first blob below tree `root` that `index` lacks, with its type, walking each tree once.
 pub(super) fn first_missing(
     repo: &Repository,
     index: &Index,
     root: &TreeId,
-) -> Result<Option<BlobId>> {
+) -> Result<Option<(BlobType, BlobId)>> {
     let mut seen: HashSet<TreeId> = HashSet::from([*root]);
     let mut level = vec![*root];
     while !level.is_empty() {
         if let Some(t) = level.iter().find(|t| !index.contains(BlobType::Tree, t)) {
-            return Ok(Some(*t));
+            return Ok(Some((BlobType::Tree, *t)));
         }
         let trees = level
             .par_iter()
@@ -114,7 +119,7 @@ pub(super) fn first_missing(
                 .iter()
                 .find(|b| !index.contains(BlobType::Data, b))
             {
-                return Ok(Some(*b));
+                return Ok(Some((BlobType::Data, *b)));
             }
             next.extend(n.subtree.filter(|s| seen.insert(*s)));
         }

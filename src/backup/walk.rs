@@ -16,6 +16,7 @@ use super::Archiver;
 use crate::error::{Error, Result};
 use crate::format::{BlobType, Node, NodeKind, Tree, Xattr};
 use crate::id::TreeId;
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::tree::load_tree;
 
 impl Archiver<'_> {
@@ -27,10 +28,16 @@ impl Archiver<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 self.distrusted.lock().unwrap().insert(*id);
-                self.notice(format!(
-                    "{}: parent snapshot's tree {id} could not be loaded ({e}); scanned afresh",
-                    path.display()
-                ));
+                let shown = path.display();
+                let message = format!(
+                    "{shown}: parent snapshot's tree {id} could not be loaded ({e}); scanned afresh"
+                );
+                self.notice(
+                    Problem::from_error(&e, ProblemKind::Unreadable)
+                        .with_object(ObjectKind::Tree, id)
+                        .with_path(shown.to_string())
+                        .with_message(message),
+                );
                 None
             }
         }

@@ -12,6 +12,7 @@ mod subset;
 use std::sync::Mutex;
 
 use crate::error::Result;
+use crate::problem::Problem;
 use crate::repository::Repository;
 
 pub use subset::{select_packs, Subset};
@@ -25,10 +26,10 @@ pub struct CheckOptions {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct CheckReport {
-    /// Damage: each names the object.
-    pub errors: Vec<String>,
+    /// Damage: each names the object (and, in a tree, the path).
+    pub errors: Vec<Problem>,
     /// Harmless findings.
-    pub notes: Vec<String>,
+    pub notes: Vec<Problem>,
     pub snapshots: usize,
     pub trees: usize,
     pub packs: usize,
@@ -62,11 +63,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
 struct Findings(Mutex<CheckReport>);
 
 impl Findings {
-    fn error(&self, e: String) {
+    fn error(&self, e: Problem) {
         self.0.lock().unwrap().errors.push(e);
     }
 
-    fn note(&self, n: String) {
+    fn note(&self, n: Problem) {
         self.0.lock().unwrap().notes.push(n);
     }
 
@@ -135,5 +136,51 @@ mod testing {
         f(&mut b);
         be.remove(t, object).unwrap();
         be.write(t, object, &b).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{damage, mem_repo, names, noise};
+    use super::*;
+    use crate::backend::FileType;
+    use crate::problem::{ObjectKind, ProblemKind};
+
+    #[test]
+    fn a_check_reports_a_damaged_pack_by_kind_and_id() {
+        let repo = mem_repo("f", noise(3 << 20));
+        let opts = CheckOptions {
+            read_data: Some(Subset::All),
+        };
+        let rep = check(&repo, &opts).unwrap();
+        assert!(rep.ok(), "{:?}", rep.errors);
+        // The largest pack holds the data; a flipped byte in a blob fails its storage hash.
+        let victim = names(&repo, FileType::Pack)
+            .into_iter()
+            .max_by_key(|p| repo.backend().read(FileType::Pack, p).unwrap().len())
+            .unwrap();
+        damage(&repo, FileType::Pack, &victim, |b| b[1000] ^= 1);
+
+        let rep = check(&repo, &opts).unwrap();
+        assert!(!rep.ok());
+        assert_eq!(rep.errors.len(), 1, "{:?}", rep.errors);
+        let e = &rep.errors[0];
+        assert_eq!(e.kind, ProblemKind::Damaged);
+        let object = e.object.as_ref().expect("names the pack");
+        assert_eq!(
+            (object.kind, object.id.as_str()),
+            (ObjectKind::Pack, &*victim)
+        );
+        assert_eq!(e.path, None);
+        assert_eq!(e.to_string(), e.message);
+        assert!(
+            e.message.starts_with(&format!("pack {victim} is damaged")),
+            "{e}"
+        );
+        let json = serde_json::to_value(e).unwrap();
+        assert_eq!(json["kind"], "damaged");
+        assert_eq!(json["object"]["kind"], "pack");
+        assert_eq!(json["object"]["id"], victim);
+        assert_eq!(json["message"], e.message);
     }
 }

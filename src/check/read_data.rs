@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::structure::Packs;
+use super::structure::{unreadable, Packs};
 use super::{select_packs, Findings, Subset};
 use crate::backend::FileType;
 use crate::format::{self, BlobEntry, BlobType};
 use crate::id::{Id, PackId};
 use crate::index::BlobLocation;
 use crate::pack::parse_pack;
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::Repository;
 
 thread_local! {
@@ -25,9 +26,12 @@ pub(super) fn read_data(repo: &Repository, packs: &Packs, subset: Subset, rep: &
     let chosen = select_packs(&packs.stored, subset);
     if chosen.is_empty() && !packs.stored.is_empty() {
         if let Subset::Part(n, m) = subset {
-            rep.note(format!(
-                "group {n}/{m} holds none of the {} packs: no data was read",
-                packs.stored.len()
+            rep.note(Problem::new(
+                ProblemKind::EmptyGroup,
+                format!(
+                    "group {n}/{m} holds none of the {} packs: no data was read",
+                    packs.stored.len()
+                ),
             ));
         }
     }
@@ -46,7 +50,7 @@ pub(super) fn read_data(repo: &Repository, packs: &Packs, subset: Subset, rep: &
             |(pack, _)| repo.backend().read(FileType::Pack, &pack.to_hex()),
             |(pack, _), bytes| match bytes {
                 Ok(b) => check(pack, &b),
-                Err(e) => rep.error(format!("{e}")),
+                Err(e) => rep.error(unreadable(&e).or_object(ObjectKind::Pack, pack)),
             },
         );
         return;
@@ -58,11 +62,11 @@ pub(super) fn read_data(repo: &Repository, packs: &Packs, subset: Subset, rep: &
         match repo.backend().map(FileType::Pack, &name) {
             Ok(Some(m)) => return check(pack, &m),
             Ok(None) => {}
-            Err(e) => return rep.error(format!("{e}")),
+            Err(e) => return rep.error(unreadable(&e).or_object(ObjectKind::Pack, pack)),
         }
         let mut bytes = PACK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         if let Err(e) = repo.backend().read_into(FileType::Pack, &name, &mut bytes) {
-            return rep.error(format!("{e}"));
+            return rep.error(unreadable(&e).or_object(ObjectKind::Pack, pack));
         }
         check(pack, &bytes);
         PACK_BUF.with(|b| *b.borrow_mut() = bytes);
@@ -79,7 +83,7 @@ fn check_pack(
 ) {
     let entries = match parse_pack(repo, pack, bytes) {
         Ok(e) => e,
-        Err(e) => return rep.error(format!("{e}")),
+        Err(e) => return rep.error(unreadable(&e).or_object(ObjectKind::Pack, pack)),
     };
     let in_header: HashMap<(BlobType, Id), (u32, u32)> = entries
         .iter()
@@ -87,10 +91,16 @@ fn check_pack(
         .collect();
     for (ty, id, loc) in indexed {
         if in_header.get(&(*ty, *id)) != Some(&(loc.offset, loc.length)) {
-            rep.error(format!(
-                "pack {pack}: index entry for {} blob {id} does not match the pack header",
-                ty.name()
-            ));
+            rep.error(
+                Problem::new(
+                    ProblemKind::HeaderMismatch,
+                    format!(
+                        "pack {pack}: index entry for {} blob {id} does not match the pack header",
+                        ty.name()
+                    ),
+                )
+                .with_object(ObjectKind::Pack, pack),
+            );
         }
     }
     // Blobs in parallel too, so the last pack does not leave a core idle.
@@ -120,11 +130,13 @@ fn verify_blobs(
             let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
             match format::verify_blob(repo.keys(), e.ty, &e.id, sealed, e.raw_len, scratch) {
                 Ok(()) => n += 1,
-                Err(why) => rep.error(format!(
-                    "{} {}: in pack {pack}: {why}",
-                    e.ty.blob_name(),
-                    e.id
-                )),
+                Err(why) => rep.error(
+                    Problem::new(
+                        ProblemKind::Damaged,
+                        format!("{} {}: in pack {pack}: {why}", e.ty.blob_name(), e.id),
+                    )
+                    .with_object(ObjectKind::of_blob(e.ty), e.id),
+                ),
             }
         }
         n
@@ -142,6 +154,7 @@ mod tests {
     use crate::check::CheckReport;
     use crate::error::Result;
     use crate::index::Index;
+    use crate::problem::ObjectRef;
 
     fn read(repo: &Repository, packs: &Packs, subset: Subset) -> CheckReport {
         let rep = Findings::default();
@@ -230,7 +243,16 @@ mod tests {
             damage(&repo, FileType::Pack, &victim.to_hex(), |b| b[1000] ^= 1);
             let r = read(&repo, &packs, Subset::All);
             assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
-            assert!(r.errors[0].contains(&victim.to_hex()), "{}", r.errors[0]);
+            assert!(
+                r.errors[0].message.contains(&victim.to_hex()),
+                "{}",
+                r.errors[0]
+            );
+            assert_eq!(r.errors[0].kind, ProblemKind::Damaged);
+            assert_eq!(
+                r.errors[0].object,
+                Some(ObjectRef::new(ObjectKind::Pack, victim))
+            );
             assert_eq!(r.packs_read, packs.stored.len() - 1);
         }
     }
@@ -245,8 +267,11 @@ mod tests {
         let id = *id;
         let r = read(&repo, &packs, Subset::All);
         assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
-        assert!(r.errors[0].contains("does not match the pack header"));
-        assert!(r.errors[0].contains(&id.to_hex()) && r.errors[0].contains(&victim.to_hex()));
+        let e = &r.errors[0];
+        assert!(e.message.contains("does not match the pack header"));
+        assert!(e.message.contains(&id.to_hex()) && e.message.contains(&victim.to_hex()));
+        assert_eq!(e.kind, ProblemKind::HeaderMismatch);
+        assert_eq!(e.object, Some(ObjectRef::new(ObjectKind::Pack, victim)));
     }
 
     #[test]
@@ -259,6 +284,9 @@ mod tests {
         let r = read(&repo, &packs, Subset::Part(n, MAX_GROUPS));
         assert_eq!((r.packs_read, r.blobs_read), (0, 0));
         assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
-        assert!(r.notes[0].contains(&format!("group {n}/{MAX_GROUPS}")));
+        assert!(r.notes[0]
+            .message
+            .contains(&format!("group {n}/{MAX_GROUPS}")));
+        assert_eq!(r.notes[0].kind, ProblemKind::EmptyGroup);
     }
 }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::format::{BlobType, IndexFile, NodeKind};
 use crate::id::{Id, PackId, TreeId};
 use crate::index::{load_index_file, BlobLocation, DamagedPack, Index, IndexBuilder};
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::{load_key_file, Repository};
 use crate::tree::load_tree;
 
@@ -18,7 +19,7 @@ use crate::tree::load_tree;
 pub(super) fn keys(repo: &Repository, rep: &Findings) -> Result<()> {
     for (name, _) in repo.backend().list(FileType::Key)? {
         if let Err(e) = load_key_file(&**repo.backend(), &name) {
-            rep.error(format!("{e}"));
+            rep.error(unreadable(&e).or_object(ObjectKind::Key, &name));
         }
     }
     Ok(())
@@ -35,7 +36,7 @@ pub(super) fn index(repo: &Repository, rep: &Findings) -> Result<Index> {
             .filter_map(|id| match load_index_file(repo, id) {
                 Ok(f) => Some((*id, f)),
                 Err(e) => {
-                    rep.error(format!("{e}"));
+                    rep.error(unreadable(&e).or_object(ObjectKind::Index, id));
                     None
                 }
             })
@@ -43,10 +44,11 @@ pub(super) fn index(repo: &Repository, rep: &Findings) -> Result<Index> {
     });
     let (files, superseded) = crate::index::split_superseded(files.into_iter());
     if !superseded.is_empty() {
-        rep.note(format!(
+        let message = format!(
             "{} index file(s) superseded by a newer one are still stored (a prune could not delete them; the next prune retries)",
             superseded.len()
-        ));
+        );
+        rep.note(Problem::new(ProblemKind::SupersededIndex, message));
     }
     let mut b = IndexBuilder::default();
     for (_, f) in &files {
@@ -55,6 +57,11 @@ pub(super) fn index(repo: &Repository, rep: &Findings) -> Result<Index> {
         }
     }
     Ok(b.build())
+}
+
+/// `e`, met loading an object, as a problem: by what `e` says, else `Unreadable`.
+pub(super) fn unreadable(e: &crate::Error) -> Problem {
+    Problem::from_error(e, ProblemKind::Unreadable)
 }
 
 /// The stored packs and what the index says each holds.
@@ -90,19 +97,31 @@ pub(super) fn packs(index: &Index, packs: &Packs, rep: &Findings) {
         .collect();
     for (pack, blobs) in by_pack {
         match stored.get(pack) {
-            None => rep.error(format!(
-                "pack {pack} is named by the index ({} blobs) but does not exist",
-                blobs.len()
-            )),
+            None => rep.error(
+                Problem::new(
+                    ProblemKind::Missing,
+                    format!(
+                        "pack {pack} is named by the index ({} blobs) but does not exist",
+                        blobs.len()
+                    ),
+                )
+                .with_object(ObjectKind::Pack, pack),
+            ),
             Some(&size) => {
                 if let Some((_, id, _)) = blobs
                     .iter()
                     .find(|(_, _, l)| l.offset as u64 + l.length as u64 + 4 > size)
                 {
-                    rep.error(format!("pack {pack}: index entry for blob {id} lies beyond the pack's {size} bytes"));
+                    let message = format!(
+                        "pack {pack}: index entry for blob {id} lies beyond the pack's {size} bytes"
+                    );
+                    rep.error(
+                        Problem::new(ProblemKind::SizeMismatch, message)
+                            .with_object(ObjectKind::Pack, pack),
+                    );
                 } else if let Some(d) = short.get(pack) {
                     // Backup and prune judge packs by the same rule.
-                    rep.error(format!("{d}"));
+                    rep.error(d.problem(d.to_string()));
                 }
             }
         }
@@ -111,7 +130,7 @@ pub(super) fn packs(index: &Index, packs: &Packs, rep: &Findings) {
     // again) is still damage: its index entries point at what is not there.
     for (pack, d) in &short {
         if !by_pack.contains_key(pack) {
-            rep.error(format!("{d}"));
+            rep.error(d.problem(d.to_string()));
         }
     }
     let indexed: HashSet<PackId> = index.packs().iter().copied().collect();
@@ -119,9 +138,13 @@ pub(super) fn packs(index: &Index, packs: &Packs, rep: &Findings) {
         r.packs = stored.len();
         for p in stored.keys() {
             if !indexed.contains(p) {
-                r.notes.push(format!(
+                let message = format!(
                     "pack {p} is not in any index (left by an interrupted backup; prune removes it)"
-                ));
+                );
+                r.notes.push(
+                    Problem::new(ProblemKind::UnindexedPack, message)
+                        .with_object(ObjectKind::Pack, p),
+                );
             }
         }
     });
@@ -136,7 +159,7 @@ pub(super) fn snapshots(repo: &Repository, rep: &Findings) -> Result<Vec<(Id, Tr
             .filter_map(|id| match repo.load_snapshot(id) {
                 Ok(s) => Some((*id, s.tree)),
                 Err(e) => {
-                    rep.error(format!("{e}"));
+                    rep.error(unreadable(&e).or_object(ObjectKind::Snapshot, id));
                     None
                 }
             })
@@ -181,7 +204,12 @@ fn tree(
     let tree = match load_tree(repo, index, tid) {
         Ok(t) => t,
         Err(e) => {
-            rep.error(format!("{path}: {e}"));
+            rep.error(
+                unreadable(&e)
+                    .or_object(ObjectKind::Tree, tid)
+                    .with_path(path)
+                    .with_message(format!("{path}: {e}")),
+            );
             return vec![];
         }
     };
@@ -193,7 +221,14 @@ fn tree(
             NodeKind::File => {
                 for b in &n.content {
                     if !index.contains(BlobType::Data, b) {
-                        rep.error(format!("{p}: data blob {b} is not in the index"));
+                        rep.error(
+                            Problem::new(
+                                ProblemKind::Missing,
+                                format!("{p}: data blob {b} is not in the index"),
+                            )
+                            .with_object(ObjectKind::Blob, b)
+                            .with_path(&p),
+                        );
                     }
                 }
             }
@@ -208,6 +243,7 @@ mod tests {
     use super::*;
     use crate::check::testing::{damage, mem_repo, names, noise};
     use crate::format::{BlobEntry, IndexPack};
+    use crate::problem::ObjectRef;
 
     fn flip_middle(b: &mut [u8]) {
         let i = b.len() / 2;
@@ -225,7 +261,15 @@ mod tests {
         let rep = Findings::default();
         keys(&repo, &rep).unwrap();
         let errors = rep.into_report().errors;
-        assert!(errors.len() == 1 && errors[0].contains(&key), "{errors:?}");
+        assert!(
+            errors.len() == 1 && errors[0].message.contains(&key),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].kind, ProblemKind::Damaged);
+        assert_eq!(
+            errors[0].object,
+            Some(ObjectRef::new(ObjectKind::Key, &key))
+        );
     }
 
     #[test]
@@ -239,7 +283,15 @@ mod tests {
         let rep = Findings::default();
         assert!(index(&repo, &rep).unwrap().packs().is_empty());
         let errors = rep.into_report().errors;
-        assert!(errors.len() == 1 && errors[0].contains(&file), "{errors:?}");
+        assert!(
+            errors.len() == 1 && errors[0].message.contains(&file),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].kind, ProblemKind::Damaged);
+        assert_eq!(
+            errors[0].object,
+            Some(ObjectRef::new(ObjectKind::Index, &file))
+        );
     }
 
     #[test]
@@ -265,12 +317,35 @@ mod tests {
         packs(&index, &Packs::of(stored, &index), &rep);
         let r = rep.into_report();
         let mut errors = r.errors.clone();
-        errors.sort();
+        errors.sort_by(|a, b| a.message.cmp(&b.message));
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].contains(&Id([2; 32]).to_hex()) && errors[0].contains("does not exist"));
-        assert!(errors[1].contains(&Id([3; 32]).to_hex()) && errors[1].contains("beyond"));
+        let (missing, short) = (&errors[0], &errors[1]);
+        assert!(
+            missing.message.contains(&Id([2; 32]).to_hex())
+                && missing.message.contains("does not exist")
+        );
+        assert_eq!(missing.kind, ProblemKind::Missing);
+        assert_eq!(
+            missing.object,
+            Some(ObjectRef::new(ObjectKind::Pack, Id([2; 32])))
+        );
+        assert!(short.message.contains(&Id([3; 32]).to_hex()) && short.message.contains("beyond"));
+        assert_eq!(short.kind, ProblemKind::SizeMismatch);
+        assert_eq!(
+            short.object,
+            Some(ObjectRef::new(ObjectKind::Pack, Id([3; 32])))
+        );
         assert_eq!(r.notes.len(), 1);
-        assert!(r.notes[0].contains(&Id([4; 32]).to_hex()), "{:?}", r.notes);
+        assert!(
+            r.notes[0].message.contains(&Id([4; 32]).to_hex()),
+            "{:?}",
+            r.notes
+        );
+        assert_eq!(r.notes[0].kind, ProblemKind::UnindexedPack);
+        assert_eq!(
+            r.notes[0].object,
+            Some(ObjectRef::new(ObjectKind::Pack, Id([4; 32])))
+        );
         assert_eq!(r.packs, 3);
     }
 
@@ -285,9 +360,14 @@ mod tests {
         assert!(snapshots(&repo, &rep).unwrap().is_empty());
         let r = rep.into_report();
         assert!(
-            r.errors.len() == 1 && r.errors[0].contains(&snap),
+            r.errors.len() == 1 && r.errors[0].message.contains(&snap),
             "{:?}",
             r.errors
+        );
+        assert_eq!(r.errors[0].kind, ProblemKind::Damaged);
+        assert_eq!(
+            r.errors[0].object,
+            Some(ObjectRef::new(ObjectKind::Snapshot, &snap))
         );
         assert_eq!(r.snapshots, 0);
     }
@@ -328,8 +408,16 @@ mod tests {
         assert!(!errors.is_empty(), "a file's data blob is missing");
         for e in &errors {
             assert!(
-                e.contains("/file.bin: data blob") && e.contains("not in the index"),
+                e.message.contains("/file.bin: data blob")
+                    && e.message.contains("not in the index"),
                 "{e}"
+            );
+            assert_eq!(e.kind, ProblemKind::Missing);
+            assert_eq!(e.path, Some(format!("{path}/file.bin")));
+            let blob = e.object.as_ref().expect("names the blob");
+            assert!(
+                blob.kind == ObjectKind::Blob && e.message.contains(&blob.id),
+                "{e:?}"
             );
         }
 
@@ -338,9 +426,15 @@ mod tests {
         let r = rep.into_report();
         assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
         assert!(
-            r.errors[0].starts_with(&format!("{path}: ")),
+            r.errors[0].message.starts_with(&format!("{path}: ")),
             "{}",
             r.errors[0]
+        );
+        assert_eq!(r.errors[0].kind, ProblemKind::Missing);
+        assert_eq!(r.errors[0].path.as_deref(), Some(path.as_str()));
+        assert_eq!(
+            r.errors[0].object.as_ref().map(|o| o.kind),
+            Some(ObjectKind::Tree)
         );
         assert_eq!(r.trees, 1, "the root was tried, nothing below it");
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{Fail, Item};
+use super::{failed, Fail, Item};
 use crate::error::{Error, Result};
 use crate::format::NodeKind;
 
@@ -42,7 +42,7 @@ pub(super) fn make_dirs(dirs: &Dirs, fail: &Fail) -> Vec<bool> {
                 dirs.insert(i, fd);
                 made[i] = true;
             }
-            Err(e) => fail(it, "restore", &e),
+            Err(e) => fail(it, "restore", failed(&e)),
         }
     }
     made

@@ -14,13 +14,14 @@ use rustix::io::Errno;
 use super::dirs::Dirs;
 use super::runs::{plan_runs, Run};
 use super::writer::{Place, Slot, Writer};
-use super::{Fail, Item, RestoreOptions};
+use super::{failed, Fail, Item, RestoreOptions};
 use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::{BlobType, NodeKind};
 use crate::id::{BlobId, Id};
 use crate::index::{BlobLocation, Index};
 use crate::pack::open_blob_at;
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::Repository;
 
 /// Where every blob the files of `slots` need goes, by blob (each read once however many
@@ -43,23 +44,24 @@ fn place_blobs(
             .map(|id| index.get(BlobType::Data, id).ok_or(id))
             .collect();
         let problem = match &locs {
-            Err(id) => Some(Error::NotFound {
+            Err(id) => Some(failed(&Error::NotFound {
                 what: BlobType::Data.blob_name(),
                 id: id.to_hex(),
-            }),
+            })),
             Ok(locs) => {
                 let total: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
                 (total != node.size).then(|| {
-                    Error::corrupt(
+                    let e = Error::corrupt(
                         "file",
                         &items[slot.item].snap_path,
                         format!("its blobs hold {total} bytes, the tree says {}", node.size),
-                    )
+                    );
+                    Problem::new(ProblemKind::SizeMismatch, e.to_string())
                 })
             }
         };
-        if let Some(e) = problem {
-            fail(&items[slot.item], "restore", &e);
+        if let Some(why) = problem {
+            fail(&items[slot.item], "restore", why);
             continue;
         }
         let locs = locs.expect("an error is reported above");
@@ -123,10 +125,18 @@ fn read_run(
     );
     for (id, loc) in &run.blobs {
         let at = (loc.offset as u64 - run.start) as usize;
-        let raw = sealed.as_ref().map_err(|e| e.to_string()).and_then(|s| {
-            let sealed = &s[at..at + loc.length as usize];
-            open_blob_at(repo, BlobType::Data, id, loc, sealed).map_err(|e| e.to_string())
-        });
+        let raw = sealed
+            .as_ref()
+            .map_err(|e| {
+                Problem::from_error(e, ProblemKind::Unreadable)
+                    .or_object(ObjectKind::Pack, run.pack)
+            })
+            .and_then(|s| {
+                let sealed = &s[at..at + loc.length as usize];
+                open_blob_at(repo, BlobType::Data, id, loc, sealed).map_err(|e| {
+                    Problem::from_error(&e, ProblemKind::Damaged).or_object(ObjectKind::Blob, id)
+                })
+            });
         let targets = &places[id].1;
         match &raw {
             Ok(raw) => {
@@ -154,7 +164,12 @@ pub(super) fn verify_files(dirs: &Dirs, fail: &Fail) -> u64 {
         .filter_map(|(i, it)| verify_file(dirs, it).err().map(|e| (i, e)))
         .collect();
     for (i, e) in &failed {
-        fail(&items[*i], "verify", e);
+        let kind = if e.is_integrity() {
+            ProblemKind::DigestMismatch
+        } else {
+            ProblemKind::VerifyFailed
+        };
+        fail(&items[*i], "verify", Problem::new(kind, e.to_string()));
     }
     let files = items
         .iter()

@@ -10,9 +10,10 @@ use rustix::fs::{AtFlags, FileType as FsType, Mode, OFlags, Timestamps, XattrFla
 use rustix::io::Errno;
 
 use super::dirs::{clear_entry, Dirs};
-use super::{Fail, Item};
+use super::{failed, Fail, Item};
 use crate::error::{Error, Result};
 use crate::format::{Node, NodeKind};
+use crate::problem::{Problem, ProblemKind};
 
 /// Creates the symlinks and special files `items`, with their metadata; returns how many.
 pub(super) fn restore_specials(dirs: &Dirs, items: &[usize], owner: bool, fail: &Fail) -> u64 {
@@ -27,7 +28,7 @@ pub(super) fn restore_specials(dirs: &Dirs, items: &[usize], owner: bool, fail: 
             match r {
                 Ok(()) => 1,
                 Err(e) => {
-                    fail(it, "restore", &e);
+                    fail(it, "restore", failed(&e));
                     0
                 }
             }
@@ -72,7 +73,11 @@ pub(super) fn set_dir_meta(dirs: &Dirs, made: &[bool], owner: bool, fail: &Fail)
                 .map_err(|e| Error::io("open directory", &it.dest, e.into()))
                 .and_then(|fd| set_fd_meta(&it.node, fd.as_fd(), &it.dest, owner));
             if let Err(e) = r {
-                fail(it, "set metadata", &e);
+                fail(
+                    it,
+                    "set metadata",
+                    Problem::from_error(&e, ProblemKind::MetadataFailed),
+                );
             }
         });
     }

@@ -30,6 +30,7 @@ pub use dump::dump;
 use crate::error::Result;
 use crate::format::{Node, NodeKind, Snapshot};
 use crate::index::Index;
+use crate::problem::{Problem, ProblemKind};
 use crate::repository::Repository;
 use dirs::{make_dirs, open_target, Dirs};
 use files::{verify_files, write_files};
@@ -60,8 +61,9 @@ pub struct RestoreSummary {
     pub others: u64,
     pub bytes: u64,
     pub verified_files: u64,
-    /// Every path that could not be restored, with the reason.
-    pub errors: Vec<String>,
+    /// Every path that could not be restored, with the reason: `path` is the path inside the
+    /// snapshot, `object` the blob or pack that could not be had, if that was why.
+    pub errors: Vec<Problem>,
 }
 
 pub(super) struct Item {
@@ -74,8 +76,14 @@ pub(super) struct Item {
     pub(super) node: Node,
 }
 
-/// A failure to report for one item (what failed and why); collected, never fatal.
-pub(super) type Fail<'a> = dyn Fn(&Item, &str, &dyn std::fmt::Display) + Sync + 'a;
+/// A failure to report for one item (what failed, and why as a problem whose message is the
+/// reason); collected, never fatal.
+pub(super) type Fail<'a> = dyn Fn(&Item, &str, Problem) + Sync + 'a;
+
+/// `e` as the reason an item failed: by what `e` says, else `RestoreFailed`.
+pub(super) fn failed(e: &crate::Error) -> Problem {
+    Problem::from_error(e, ProblemKind::RestoreFailed)
+}
 
 /// Restores `subpath` of `snapshot` (all of it when empty) under `opts.target`. Paths keep
 /// their place below the snapshot root (or below `subpath`), as restic does. Directories
@@ -94,11 +102,12 @@ pub fn restore(
         .owner
         .unwrap_or_else(|| nix::unistd::geteuid().is_root());
     let errors = Mutex::new(Vec::new());
-    let fail = |it: &Item, what: &str, e: &dyn std::fmt::Display| {
+    let fail = |it: &Item, what: &str, why: Problem| {
+        let message = format!("{}: {what}: {why}", it.snap_path);
         errors
             .lock()
             .unwrap()
-            .push(format!("{}: {what}: {e}", it.snap_path));
+            .push(why.with_path(&it.snap_path).with_message(message));
     };
     let mut sum = RestoreSummary::default();
 
@@ -116,7 +125,7 @@ pub fn restore(
         let (it, first) = (&items[i], &items[f]);
         match hard_link(&dirs, first, it) {
             Ok(()) => sum.files += 1,
-            Err(e) => fail(it, &format!("hard link to {}", first.snap_path), &e),
+            Err(e) => fail(it, &format!("hard link to {}", first.snap_path), failed(&e)),
         }
     }
     set_dir_meta(&dirs, &made, owner, &fail);

@@ -12,8 +12,9 @@ use rustix::io::Errno;
 
 use super::dirs::{clear_entry, Dirs};
 use super::meta::set_fd_meta;
-use super::{Fail, Item};
+use super::{failed, Fail, Item};
 use crate::error::{Error, Result};
+use crate::problem::Problem;
 
 /// Files left open between writes (a large file whose blobs lie in several packs); beyond
 /// this a file is closed after each write and reopened by the next.
@@ -40,7 +41,7 @@ pub(super) struct Out {
     /// (device, inode) of the file while it is closed (see `MAX_OPEN`).
     pub(super) inode: Option<(u64, u64)>,
     /// The first error; a failed file is removed once its last placement is accounted for.
-    pub(super) error: Option<String>,
+    pub(super) error: Option<Problem>,
 }
 
 /// Creates a file to restore into, replacing whatever else stands there (a symlink, a FIFO, a
@@ -142,20 +143,20 @@ impl<'a> Writer<'a> {
                 out.file = Some(f);
                 self.open_files.fetch_add(1, Relaxed);
             }
-            Err(e) => out.error = Some(e.to_string()),
+            Err(e) => out.error = Some(failed(&e)),
         }
         self.finish(slot, &mut out);
     }
 
     /// Writes `data` at one place (a hole when `zero`), or records the error for its file;
     /// finishes the file when this was its last placement.
-    pub(super) fn put(&self, place: &Place, data: std::result::Result<(&[u8], bool), &str>) {
+    pub(super) fn put(&self, place: &Place, data: std::result::Result<(&[u8], bool), &Problem>) {
         let slot = &self.slots[place.file];
         let it = &self.dirs.items[slot.item];
         let mut out = slot.out.lock().unwrap();
         if out.error.is_none() {
             let r = match data {
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.clone()),
                 Ok((data, zero)) => self.write_at(&mut out, it, place.offset, data, zero),
             };
             if let Err(e) = r {
@@ -177,7 +178,7 @@ impl<'a> Writer<'a> {
         offset: u64,
         data: &[u8],
         zero: bool,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), Problem> {
         (|| -> Result<()> {
             if out.file.is_none() {
                 let f = if out.created {
@@ -197,7 +198,7 @@ impl<'a> Writer<'a> {
             }
             Ok(())
         })()
-        .map_err(|e| e.to_string())
+        .map_err(|e| failed(&e))
     }
 
     /// Called with the slot's lock held once its last placement is written (or failed).
@@ -219,7 +220,7 @@ impl<'a> Writer<'a> {
                     .map_err(|e| Error::io("set length", &it.dest, e))?;
                 set_fd_meta(&it.node, f.as_fd(), &it.dest, self.owner)
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(|e| failed(&e)),
         };
         match r {
             Ok(()) => {
@@ -230,7 +231,7 @@ impl<'a> Writer<'a> {
                 if out.created {
                     remove_dest(self.dirs, it);
                 }
-                (self.fail)(it, "restore", &e);
+                (self.fail)(it, "restore", e);
             }
         }
     }
