@@ -76,6 +76,9 @@ pub enum ProblemKind {
     DigestMismatch,
     /// Restore `--verify`: a restored file could not be read back.
     VerifyFailed,
+    /// An object prune meant to delete could not be deleted (a put-only credential, say);
+    /// the repository is consistent without the delete and the next prune retries.
+    DeleteFailed,
 }
 
 /// A stored object, by kind and id (64 hex digits; `config` for the config).

@@ -229,7 +229,11 @@ fn prune_reports_objects_it_cannot_delete_and_a_later_prune_removes_them() {
         "{r:?}"
     );
     assert!(
-        r.delete_failed.iter().all(|e| e.contains("AccessDenied")),
+        r.delete_failed
+            .iter()
+            .all(|e| e.message.contains("AccessDenied")
+                && e.kind == cista::ProblemKind::DeleteFailed
+                && e.object.is_some()),
         "{r:?}"
     );
     assert_eq!((r.packs_removed, r.index_files_deleted), (0, 0));

@@ -13,13 +13,14 @@ use crate::error::Result;
 use crate::format::{FileKind, IndexFile, IndexPack};
 use crate::id::Id;
 use crate::lock::LockGuard;
+use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::Repository;
 
 /// How one delete went.
 enum DeleteOutcome {
     Deleted(FileType, u64),
     Retained(RetainedObject),
-    Failed(String),
+    Failed(Problem),
 }
 
 impl PrunePlan {
@@ -137,7 +138,10 @@ fn delete_all(
                 check_lock()?;
                 Ok(match be.remove(t, &name) {
                     Ok(()) => DeleteOutcome::Deleted(t, size),
-                    Err(e) => DeleteOutcome::Failed(format!("{e}")),
+                    Err(e) => DeleteOutcome::Failed(
+                        Problem::new(ProblemKind::DeleteFailed, e.to_string())
+                            .with_object(object_kind(t), &name),
+                    ),
                 })
             })
             .collect()
@@ -157,4 +161,16 @@ fn delete_all(
         }
     }
     Ok(())
+}
+
+/// What prune deletes, as a problem names it.
+fn object_kind(t: FileType) -> ObjectKind {
+    match t {
+        FileType::Index => ObjectKind::Index,
+        FileType::Snapshot => ObjectKind::Snapshot,
+        FileType::Key => ObjectKind::Key,
+        FileType::Lock => ObjectKind::Lock,
+        FileType::Config => ObjectKind::Config,
+        FileType::Pack => ObjectKind::Pack,
+    }
 }

@@ -76,7 +76,7 @@ pub struct PruneReport {
     pub bytes_retained: u64,
     /// Objects whose delete failed (a put-only credential, say). The repository is consistent
     /// without deleting them; a later prune retries.
-    pub delete_failed: Vec<String>,
+    pub delete_failed: Vec<crate::problem::Problem>,
 }
 
 #[derive(Clone, Debug, Serialize)]
