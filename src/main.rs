@@ -58,12 +58,14 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
+    outcome::start(cli.cmd.name());
+    let t0 = std::time::Instant::now();
     let result = run(&cli);
     if cli.verbose > 0 {
         print_requests();
     }
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let (code, error) = match result {
+        Ok(code) => (code, None),
         Err(e) => {
             let code = match e.downcast_ref::<Error>() {
                 Some(Error::RepoNotFound(_) | Error::ContainerNotFound { .. }) => EXIT_NO_REPO,
@@ -71,10 +73,28 @@ fn main() -> ExitCode {
                 Some(Error::WrongPassword) => EXIT_WRONG_PASSWORD,
                 _ => 1,
             };
-            eprintln!("cista: error: {}", error_text(&e));
-            ExitCode::from(code)
+            let text = error_text(&e);
+            eprintln!("cista: error: {text}");
+            (code, Some(text))
         }
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let unwritten = outcome::finish(
+        code,
+        error,
+        secs,
+        cli.receipt.as_deref(),
+        cli.metrics_file.as_deref(),
+    );
+    for u in &unwritten {
+        eprintln!("cista: error: {u}");
     }
+    // A run whose receipt or metrics are missing must not look like a success to cron.
+    ExitCode::from(if unwritten.is_empty() || code != 0 {
+        code
+    } else {
+        1
+    })
 }
 
 /// The error and its causes, each cause once: the library's messages already name their

@@ -33,7 +33,7 @@ use crate::lock::LockGuard;
 use crate::pack::{BlobSaver, INDEX_EVERY_PACKS};
 use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::{Repository, SnapshotFilter};
-use crate::util::{format_time, hostname, parse_time, username};
+use crate::util::{format_time, hostname, parse_time, username, DigestReader, StreamDigest};
 
 use excludes::Excludes;
 use reconcile::{first_gone, gone_error, reconcile, Attempt};
@@ -92,6 +92,8 @@ pub struct BackupResult {
     /// Damage found in the repository and worked around (the snapshot is complete): packs
     /// missing or short, parent trees that could not be loaded, blobs deleted while it ran.
     pub notices: Vec<Problem>,
+    /// The streams stored (standard input, a command's output): file name, bytes, digests.
+    pub streams: Vec<(String, StreamDigest)>,
 }
 
 #[derive(Default)]
@@ -118,6 +120,7 @@ struct Archiver<'a> {
     c: Counters,
     warnings: Mutex<Vec<Problem>>,
     notices: Mutex<Vec<Problem>>,
+    streams: Mutex<Vec<(String, StreamDigest)>>,
     /// Parent trees that failed to load: stored again even though the index names them.
     distrusted: Mutex<HashSet<TreeId>>,
     excludes: Excludes,
@@ -142,6 +145,7 @@ impl<'a> Archiver<'a> {
             c: Counters::default(),
             warnings: Mutex::new(Vec::new()),
             notices: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
             distrusted: Mutex::new(HashSet::new()),
             excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
             opts,
@@ -283,7 +287,9 @@ fn root_tree(
             (tree, shown, parent.map(|p| p.0))
         }
         Source::Reader { name, mut reader } => {
-            let n = stream_node(a, &name, &mut *reader)?;
+            let mut r = DigestReader::new(&mut *reader);
+            let n = stream_node(a, &name, &mut r)?;
+            a.streams.lock().unwrap().push((name.clone(), r.finish()));
             (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
         }
         Source::Command { name, argv } => {
@@ -296,9 +302,9 @@ fn root_tree(
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .map_err(|e| Error::Command(format!("cannot start {prog:?}: {e}")))?;
-            let mut out = child.stdout.take().expect("piped stdout");
+            let mut out = DigestReader::new(child.stdout.take().expect("piped stdout"));
             let n = stream_node(a, &name, &mut out);
-            drop(out);
+            a.streams.lock().unwrap().push((name.clone(), out.finish()));
             let status = child
                 .wait()
                 .map_err(|e| Error::Command(format!("waiting for {prog:?}: {e}")))?;
@@ -398,12 +404,14 @@ fn run_backup(
     };
     let warnings = std::mem::take(&mut *a.warnings.lock().unwrap());
     let notices = std::mem::take(&mut *a.notices.lock().unwrap());
+    let streams = std::mem::take(&mut *a.streams.lock().unwrap());
     Ok(Attempt::Saved(Box::new(BackupResult {
         snapshot_id,
         snapshot,
         summary,
         warnings,
         notices,
+        streams,
     })))
 }
 

@@ -79,8 +79,39 @@ pub(crate) struct Cli {
     /// Wait up to this long for a locked repository (e.g. 30s, 5m).
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     pub(crate) retry_lock: Option<std::time::Duration>,
+    /// Write a receipt of this run (JSON, docs/receipt.schema.json) to this file, for success
+    /// and failure alike.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) receipt: Option<PathBuf>,
+    /// Update this Prometheus textfile-collector file with the run's metrics.
+    #[arg(long, global = true, value_name = "PATH", env = "CISTA_METRICS_FILE")]
+    pub(crate) metrics_file: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
+}
+
+impl Cmd {
+    /// The subcommand's name, as typed.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Cmd::Init { .. } => "init",
+            Cmd::Backup(_) => "backup",
+            Cmd::Snapshots { .. } => "snapshots",
+            Cmd::Forget(_) => "forget",
+            Cmd::Prune(_) => "prune",
+            Cmd::Tag { .. } => "tag",
+            Cmd::Copy { .. } => "copy",
+            Cmd::Stats { .. } => "stats",
+            Cmd::Restore { .. } => "restore",
+            Cmd::Dump { .. } => "dump",
+            Cmd::Ls { .. } => "ls",
+            Cmd::Cat { .. } => "cat",
+            Cmd::Check { .. } => "check",
+            Cmd::Config { .. } => "config",
+            Cmd::Cache { .. } => "cache",
+            Cmd::Unlock { .. } => "unlock",
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Default)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod cmd;
+pub(crate) mod outcome;
 mod render;
 mod run;
 mod setup;

@@ -19,6 +19,7 @@ pub(crate) fn store(cli: &Cli) -> Result<Store> {
         .repo
         .as_deref()
         .ok_or_else(|| anyhow!("no repository given: use -r/--repo or set CISTA_REPOSITORY"))?;
+    outcome::note_repository(None, loc);
     let mut o = StoreOptions::new(loc);
     o.options = key_values(&cli.option)?;
     o.limit_upload = cli.limit_upload;
@@ -195,7 +196,9 @@ pub(crate) fn open_in(cli: &Cli, store: &Store, pw: &[u8]) -> Result<Repository>
     let mut o = RepositoryOptions::default();
     o.key_hint = cli.key_hint.clone();
     o.cache_dir = if cli.no_cache { None } else { cache_base(cli) };
-    Ok(commands::open_repository(store, pw, &o)?)
+    let repo = commands::open_repository(store, pw, &o)?;
+    outcome::note_repository(Some(repo.config().id.to_hex()), &store.location);
+    Ok(repo)
 }
 
 pub(crate) fn lock_options(cli: &Cli) -> LockOptions {

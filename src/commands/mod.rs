@@ -13,8 +13,10 @@ mod config;
 mod copy;
 mod forget;
 mod init;
+mod metrics;
 mod open;
 mod prune;
+mod receipt;
 mod restore;
 mod select;
 mod session;
@@ -31,8 +33,13 @@ pub use config::{config, ConfigOptions, ConfigReport};
 pub use copy::{copy, Copied, CopyReport};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
 pub use init::{init, InitReport};
+pub use metrics::{write_metrics, MetricLabels};
 pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
 pub use prune::{execute_prune, plan_prune, prune};
+pub use receipt::{
+    redact_arguments, redact_location, write_atomic, Artifact, CheckRun, Receipt, RepositoryRef,
+    RunStatus, RECEIPT_SCHEMA, RECEIPT_VERSION,
+};
 pub use restore::{dump, ls, restore, DumpReport, LsReport, RestoreReport};
 pub use select::{resolve_snapshot_path, select_snapshots, SnapshotPath};
 pub use session::{Exclusive, Indexed, LockOptions, Locked};

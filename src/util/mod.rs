@@ -1,11 +1,13 @@
 //! Small helpers below everything else: names of this host and its users, sizes, times, tag
 //! lists.
 
+mod digest;
 mod names;
 mod size;
 mod tags;
 mod time;
 
+pub use digest::{DigestReader, StreamDigest};
 pub use names::{group_name, hostname, user_name, username};
 pub use size::{parse_size, parse_size_in};
 pub use tags::{split_tags, tag_list};

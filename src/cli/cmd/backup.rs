@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Result};
 
-use cista::{commands, BackupOptions, Source};
+use cista::commands::{self, Artifact};
+use cista::{BackupOptions, Source};
 
 use crate::cli::*;
 
@@ -57,6 +58,7 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
     let repo = open(cli)?;
     let ix = indexed(cli, &repo)?;
     let res = commands::backup(&ix, source, &options(a))?;
+    note(&res);
     for w in &res.warnings {
         eprintln!("error: {w}");
     }
@@ -73,6 +75,39 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
         return Ok(EXIT_PARTIAL);
     }
     Ok(0)
+}
+
+/// What the receipt says of a backup.
+fn note(res: &commands::BackupReport) {
+    let s = &res.summary;
+    outcome::note(|r| {
+        r.snapshot_id = res.snapshot_id.map(|i| i.to_hex());
+        r.parent_id = res.snapshot.parent.map(|i| i.to_hex());
+        r.tree_id = Some(res.snapshot.tree.to_hex());
+        for (name, d) in &res.streams {
+            r.artifacts.push(Artifact::new(
+                name,
+                d.bytes,
+                d.blake3.clone(),
+                d.sha256.clone(),
+            ));
+        }
+    });
+    outcome::note_counts([
+        ("files_new", s.files_new),
+        ("files_changed", s.files_changed),
+        ("files_unmodified", s.files_unmodified),
+        ("dirs_new", s.dirs_new),
+        ("dirs_changed", s.dirs_changed),
+        ("dirs_unmodified", s.dirs_unmodified),
+        ("data_blobs", s.data_blobs),
+        ("tree_blobs", s.tree_blobs),
+        ("data_added", s.data_added),
+        ("data_added_packed", s.data_added_packed),
+        ("total_files_processed", s.total_files_processed),
+        ("total_bytes_processed", s.total_bytes_processed),
+        ("unreadable_files", res.warnings.len() as u64),
+    ]);
 }
 
 fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()> {

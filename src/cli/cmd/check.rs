@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Result};
 
-use cista::{commands, CheckOptions, Subset};
+use cista::commands::{self, CheckRun};
+use cista::{CheckOptions, Subset};
 
 use crate::cli::*;
 
@@ -17,6 +18,31 @@ pub(crate) fn run(cli: &Cli, read_data: bool, read_data_subset: Option<&str>) ->
     let mut opts = CheckOptions::default();
     opts.read_data = subset;
     let rep = commands::check(&l, &opts)?;
+    outcome::note_counts([
+        ("snapshots", rep.snapshots as u64),
+        ("trees", rep.trees as u64),
+        ("packs", rep.packs as u64),
+        ("packs_read", rep.packs_read as u64),
+        ("blobs_read", rep.blobs_read as u64),
+        ("bytes_read", rep.bytes_read),
+        ("errors", rep.errors.len() as u64),
+        ("notes", rep.notes.len() as u64),
+    ]);
+    let name = match (read_data, read_data_subset) {
+        (_, Some(_)) => "read_data_subset",
+        (true, None) => "read_data",
+        (false, None) => "structure",
+    };
+    let detail = format!(
+        "{} snapshots, {} trees, {} packs; {} packs read; {} errors",
+        rep.snapshots,
+        rep.trees,
+        rep.packs,
+        rep.packs_read,
+        rep.errors.len()
+    );
+    let passed = rep.ok();
+    outcome::note(|r| r.checks.push(CheckRun::new(name, passed, Some(detail))));
     for n in &rep.notes {
         if cli.verbose > 0 || !cli.quiet {
             eprintln!("note: {n}");

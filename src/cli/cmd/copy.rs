@@ -43,6 +43,7 @@ pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Filter) -> Res
         _ => {}
     })?;
     let (copied, skipped) = (report.copied(), report.skipped());
+    outcome::note_counts([("copied", copied as u64), ("skipped", skipped as u64)]);
     if cli.json {
         print_json(
             &serde_json::json!({"message_type": "summary", "copied": copied, "skipped": skipped}),

@@ -36,6 +36,14 @@ pub(crate) fn run(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
     let repo = open(cli)?;
     let ex = exclusive_lock(cli, &repo)?;
     let r = commands::forget(&ex, &opts)?;
+    outcome::note_counts([
+        (
+            "snapshots_removed",
+            if r.dry_run { 0 } else { r.remove.len() as u64 },
+        ),
+        ("snapshots_to_remove", r.remove.len() as u64),
+        ("damaged_removed", r.damaged.len() as u64),
+    ]);
     if r.no_policy {
         if !cli.quiet {
             eprintln!("no policy was given: no snapshots will be removed");

@@ -24,6 +24,16 @@ pub(crate) fn run_locked(cli: &Cli, ex: &commands::Exclusive, a: &PruneArgs) -> 
         .transpose()?;
     opts.repack_uncompressed = a.repack_uncompressed;
     let r = commands::prune(ex, &opts)?;
+    outcome::note_counts([
+        ("packs_removed", r.packs_removed as u64),
+        ("bytes_removed", r.bytes_removed),
+        ("packs_repacked", r.packs_repacked as u64),
+        ("packs_written", r.packs_written as u64),
+        ("bytes_written", r.bytes_written),
+        ("index_files_written", r.index_files_written as u64),
+        ("index_files_deleted", r.index_files_deleted as u64),
+        ("delete_failed", r.delete_failed.len() as u64),
+    ]);
     if cli.json {
         let mut v = serde_json::to_value(&r)?;
         v["message_type"] = "summary".into();

@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Result};
 
-use cista::{commands, RestoreOptions};
+use cista::commands::{self, CheckRun};
+use cista::RestoreOptions;
 
 use crate::cli::*;
 
@@ -35,7 +36,30 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
             a.target.display()
         );
     }
+    outcome::note(|r| {
+        r.snapshot_id = Some(sp.id.to_hex());
+        r.tree_id = Some(sp.snapshot.tree.to_hex());
+    });
     let sum = commands::restore(&ix, &sp.snapshot, &sp.path, &opts)?;
+    outcome::note_counts([
+        ("files_restored", sum.files),
+        ("dirs_restored", sum.dirs),
+        ("special_restored", sum.others),
+        ("bytes_restored", sum.bytes),
+        ("files_verified", sum.verified_files),
+        ("errors", sum.errors.len() as u64),
+    ]);
+    if a.verify {
+        let detail = format!(
+            "{} files read back against their digests",
+            sum.verified_files
+        );
+        let passed = sum.errors.is_empty();
+        outcome::note(|r| {
+            r.checks
+                .push(CheckRun::new("restore_verify", passed, Some(detail)))
+        });
+    }
     for e in &sum.errors {
         eprintln!("error: {e}");
     }

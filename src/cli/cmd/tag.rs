@@ -25,6 +25,7 @@ pub(crate) fn run(
     opts.remove = remove.to_vec();
     opts.set = (!set.is_empty()).then(|| set.to_vec());
     let changed = commands::tag(&ex, &targets, &opts)?.changed.len();
+    outcome::note_counts([("changed_snapshots", changed as u64)]);
     if cli.json {
         print_json(&serde_json::json!({"message_type": "summary", "changed_snapshots": changed}))?;
     } else if !cli.quiet {
