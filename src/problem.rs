@@ -79,6 +79,10 @@ pub enum ProblemKind {
     /// An object prune meant to delete could not be deleted (a put-only credential, say);
     /// the repository is consistent without the delete and the next prune retries.
     DeleteFailed,
+    /// Drill: a restored entry, a recomputed tree id or a count differs from the snapshot.
+    Mismatch,
+    /// Drill: the `--exec` command failed on the restored tree.
+    ExecFailed,
 }
 
 /// A stored object, by kind and id (64 hex digits; `config` for the config).

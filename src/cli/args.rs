@@ -104,6 +104,7 @@ impl Cmd {
             Cmd::Stats { .. } => "stats",
             Cmd::Restore { .. } => "restore",
             Cmd::Dump { .. } => "dump",
+            Cmd::Drill { .. } => "drill",
             Cmd::Ls { .. } => "ls",
             Cmd::Cat { .. } => "cat",
             Cmd::Check { .. } => "check",
@@ -225,6 +226,28 @@ pub(crate) enum Cmd {
         /// Read every restored file back and check it against the snapshot.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Prove a snapshot restores: tree ids recomputed up to the root, a restore into a scratch
+    /// directory with every file read back, metadata and counts compared, then --exec.
+    Drill {
+        /// The snapshot (default: the latest matching the filters).
+        #[arg(default_value = "latest")]
+        snapshot: String,
+        /// Fail unless the snapshot is newer than this (e.g. 36h, 7d).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        newer_than: Option<std::time::Duration>,
+        /// Restore here (new or empty) instead of a temporary directory.
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// Keep the restored tree afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Shell command run on the restored tree (its path in CISTA_DRILL_DIR); a non-zero
+        /// exit fails the drill.
+        #[arg(long)]
+        exec: Option<String>,
         #[command(flatten)]
         filter: Filter,
     },

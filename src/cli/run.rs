@@ -65,6 +65,24 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                 filter,
             },
         ),
+        Cmd::Drill {
+            snapshot,
+            newer_than,
+            target,
+            keep,
+            exec,
+            filter,
+        } => cmd::drill::run(
+            cli,
+            cmd::drill::Args {
+                snapshot,
+                newer_than: *newer_than,
+                target: target.as_deref(),
+                keep: *keep,
+                exec: exec.as_deref(),
+                filter,
+            },
+        ),
         Cmd::Dump {
             snapshot,
             path,
