@@ -74,7 +74,13 @@ fn main() -> ExitCode {
                 _ => 1,
             };
             let text = error_text(&e);
-            eprintln!("cista: error: {text}");
+            if cli.json {
+                // restic 0.17's shape for the error that ends a run.
+                let v = serde_json::json!({"message_type": "exit_error", "code": code, "message": text});
+                eprintln!("{v}");
+            } else {
+                eprintln!("cista: error: {text}");
+            }
             (code, Some(text))
         }
     };

@@ -53,8 +53,15 @@ fn a_healthy_snapshot_drills_clean_and_the_receipt_lists_each_check() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["tree_ids", "restore_verify", "metadata", "counts", "exec"]);
-    assert!(v["checks"].as_array().unwrap().iter().all(|c| c["result"] == "passed"));
+    assert_eq!(
+        names,
+        ["tree_ids", "restore_verify", "metadata", "counts", "exec"]
+    );
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["result"] == "passed"));
     let j = env.json(&["drill"]);
     assert_eq!(j["ok"], true);
     assert!(j["trees_verified"].as_u64().unwrap() >= 3, "{j}");
@@ -66,9 +73,19 @@ fn a_healthy_snapshot_drills_clean_and_the_receipt_lists_each_check() {
 fn a_failing_drill_command_fails_the_drill_and_keeps_the_tree() {
     let (env, _) = setup();
     let target = env.path("scratch");
-    let o = env.run(&["drill", "--target", target.to_str().unwrap(), "--exec", "exit 7"]);
+    let o = env.run(&[
+        "drill",
+        "--target",
+        target.to_str().unwrap(),
+        "--exec",
+        "exit 7",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("drill command failed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("drill command failed"),
+        "{}",
+        stderr(&o)
+    );
     assert!(target.exists(), "a failed drill leaves its evidence");
 }
 
@@ -77,7 +94,9 @@ fn a_damaged_pack_fails_the_drill_naming_the_file() {
     let (env, src) = setup();
     let repo = env.open();
     let index = Index::load(&repo).unwrap();
-    let (_, snap) = repo.resolve_snapshot("latest", &Default::default()).unwrap();
+    let (_, snap) = repo
+        .resolve_snapshot("latest", &Default::default())
+        .unwrap();
     let node = lib_find_node(&repo, &snap.tree, &format!("{}/big.bin", src.display())).unwrap();
     let blob = node.content[node.content.len() / 2];
     let loc = index.get(BlobType::Data, &blob).unwrap();

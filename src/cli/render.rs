@@ -7,11 +7,31 @@ use anyhow::Result;
 
 use cista::{Id, Node, NodeKind, Snapshot};
 
+use super::Cli;
+
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, v)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// A problem a command met and went on: `error: …` (or `warning:`, `note:`) on stderr, or
+/// under `--json` restic's `{"message_type": "error", "error": {…}, "during": …, "item": …}`
+/// line, with the typed problem's kind and object beside the message.
+pub(crate) fn report_problem(cli: &Cli, level: &str, during: &str, p: &cista::Problem) {
+    if cli.json {
+        let v = serde_json::json!({
+            "message_type": "error",
+            "level": level,
+            "error": {"message": p.message, "kind": p.kind, "object": p.object},
+            "during": during,
+            "item": p.path,
+        });
+        eprintln!("{v}");
+    } else {
+        eprintln!("{level}: {p}");
+    }
 }
 
 pub(crate) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {

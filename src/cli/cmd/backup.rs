@@ -60,11 +60,11 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
     let res = commands::backup(&ix, source, &options(a))?;
     note(&res);
     for w in &res.warnings {
-        eprintln!("error: {w}");
+        report_problem(cli, "error", "archival", w);
     }
     // Repository damage the backup worked around: the snapshot is complete, so no exit 3.
     for n in &res.notices {
-        eprintln!("warning: {n}");
+        report_problem(cli, "warning", "archival", n);
     }
     render(cli, a, &res)?;
     if !res.warnings.is_empty() {
@@ -128,6 +128,8 @@ fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()>
             "total_files_processed": s.total_files_processed,
             "total_bytes_processed": s.total_bytes_processed,
             "total_duration": s.duration_secs,
+            "backup_start": s.backup_start,
+            "backup_end": s.backup_end,
             "snapshot_id": res.snapshot_id,
             "parent": res.snapshot.parent,
             "errors": res.warnings.len(),

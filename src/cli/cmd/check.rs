@@ -45,11 +45,11 @@ pub(crate) fn run(cli: &Cli, read_data: bool, read_data_subset: Option<&str>) ->
     outcome::note(|r| r.checks.push(CheckRun::new(name, passed, Some(detail))));
     for n in &rep.notes {
         if cli.verbose > 0 || !cli.quiet {
-            eprintln!("note: {n}");
+            report_problem(cli, "note", "check", n);
         }
     }
     for e in &rep.errors {
-        eprintln!("error: {e}");
+        report_problem(cli, "error", "check", e);
     }
     if cli.json {
         print_json(&serde_json::json!({

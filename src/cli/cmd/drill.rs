@@ -51,7 +51,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     let r = commands::drill(&ix, id, &snap, &o)?;
     note(&r);
     for e in r.restore.errors.iter().chain(&r.problems) {
-        eprintln!("error: {e}");
+        report_problem(cli, "error", "drill", e);
     }
     render(cli, &r)?;
     if !r.ok() {

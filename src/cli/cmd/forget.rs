@@ -56,20 +56,8 @@ pub(crate) fn run(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         }
     }
     if cli.json {
-        let v: Vec<_> = r
-            .groups
-            .iter()
-            .map(|g| {
-                let d = &g.decision;
-                serde_json::json!({
-                    "group_key": d.group,
-                    "keep": d.keep.iter().map(|k| k.id).collect::<Vec<_>>(),
-                    "remove": d.remove,
-                    "reasons": d.keep.iter().map(|k| serde_json::json!({"snapshot": k.id, "time": k.time, "matches": k.reasons})).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
         if a.ids.is_empty() {
+            let v: Vec<_> = r.groups.iter().map(group_json).collect();
             print_json(&v)?;
         } else {
             print_json(&serde_json::json!({"remove": r.remove}))?;
@@ -92,6 +80,33 @@ pub(crate) fn run(cli: &Cli, a: &ForgetArgs) -> Result<u8> {
         return super::prune::run_locked(cli, &ex, &a.prune_args);
     }
     Ok(0)
+}
+
+/// One group as restic's `forget --json` prints it: the group's host, paths and tags, the
+/// snapshots kept and removed (whole snapshot objects), and why each kept one is kept.
+fn group_json(g: &commands::ForgetGroup) -> serde_json::Value {
+    let d = &g.decision;
+    let snap = |id: &Id| {
+        g.snapshots
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(i, s)| snapshot_json(i, s))
+            .unwrap_or_else(|| serde_json::json!({"id": id}))
+    };
+    let remove: Vec<_> = d.remove.iter().map(snap).collect();
+    serde_json::json!({
+        "group_key": d.group,
+        "host": d.group.host,
+        "paths": d.group.paths,
+        "tags": d.group.tags,
+        "keep": d.keep.iter().map(|k| snap(&k.id)).collect::<Vec<_>>(),
+        "remove": (!remove.is_empty()).then_some(remove),
+        "reasons": d.keep.iter().map(|k| serde_json::json!({
+            "snapshot": snap(&k.id),
+            "time": k.time,
+            "matches": k.reasons,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 pub(crate) fn print_forget_group(g: &commands::ForgetGroup) {

@@ -107,7 +107,7 @@ pub(crate) fn run_locked(cli: &Cli, ex: &commands::Exclusive, a: &PruneArgs) -> 
     }
     if !r.delete_failed.is_empty() {
         for e in &r.delete_failed {
-            eprintln!("warning: {e}");
+            report_problem(cli, "warning", "prune", e);
         }
         eprintln!(
             "prune finished, but {} objects could not be deleted; the repository is consistent \

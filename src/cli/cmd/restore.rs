@@ -40,6 +40,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
         r.snapshot_id = Some(sp.id.to_hex());
         r.tree_id = Some(sp.snapshot.tree.to_hex());
     });
+    let t0 = std::time::Instant::now();
     let sum = commands::restore(&ix, &sp.snapshot, &sp.path, &opts)?;
     outcome::note_counts([
         ("files_restored", sum.files),
@@ -61,7 +62,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
         });
     }
     for e in &sum.errors {
-        eprintln!("error: {e}");
+        report_problem(cli, "error", "restore", e);
     }
     if cli.json {
         print_json(&serde_json::json!({
@@ -73,6 +74,10 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
             "special_restored": sum.others,
             "bytes_restored": sum.bytes,
             "files_verified": sum.verified_files,
+            "total_files": sum.files + sum.others,
+            "files_skipped": 0,
+            "total_bytes": sum.bytes,
+            "seconds_elapsed": t0.elapsed().as_secs_f64(),
             "errors": sum.errors,
         }))?;
     } else if !cli.quiet {
