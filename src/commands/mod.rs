@@ -13,6 +13,7 @@ mod config;
 mod copy;
 mod forget;
 mod init;
+mod key;
 mod open;
 mod prune;
 mod restore;
@@ -31,6 +32,10 @@ pub use config::{config, ConfigOptions, ConfigReport};
 pub use copy::{copy, Copied, CopyReport};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
 pub use init::{init, InitReport};
+pub use key::{
+    key_add, key_list, key_passwd, key_remove, KeyAddOptions, KeyInfo, KeyListReport,
+    KeyRemoveOptions, KeyRemoveReport,
+};
 pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
 pub use prune::{execute_prune, plan_prune, prune};
 pub use restore::{dump, ls, restore, DumpReport, LsReport, RestoreReport};

@@ -10,6 +10,7 @@ pub(crate) mod copy;
 pub(crate) mod dump;
 pub(crate) mod forget;
 pub(crate) mod init;
+pub(crate) mod key;
 pub(crate) mod ls;
 pub(crate) mod prune;
 pub(crate) mod restore;
