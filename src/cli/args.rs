@@ -265,6 +265,8 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// Write shell completion scripts and man pages.
+    Generate(GenerateArgs),
 }
 
 #[derive(Subcommand)]
@@ -304,6 +306,23 @@ pub(crate) struct NewKeyArgs {
     /// User name to record in the new key file instead of the current user's.
     #[arg(long)]
     pub(crate) user: Option<String>,
+}
+
+#[derive(clap::Args)]
+#[command(arg_required_else_help = true)]
+pub(crate) struct GenerateArgs {
+    /// Write the bash completion script to FILE ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) bash_completion: Option<PathBuf>,
+    /// Write the zsh completion script to FILE ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) zsh_completion: Option<PathBuf>,
+    /// Write the fish completion script to FILE ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) fish_completion: Option<PathBuf>,
+    /// Write man pages to DIR: cista.1 and one per subcommand (cista-backup.1, ...).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) man: Option<PathBuf>,
 }
 
 pub(crate) fn parse_count(s: &str) -> Result<i64, String> {

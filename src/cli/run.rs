@@ -90,5 +90,6 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
         } => cmd::cache::run(cli, *cleanup, *max_age, *no_size),
         Cmd::Unlock { remove_all } => cmd::unlock::run(cli, *remove_all),
         Cmd::Key { cmd } => cmd::key::run(cli, cmd),
+        Cmd::Generate(a) => cmd::generate::run(cli, a),
     }
 }
