@@ -81,8 +81,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
-    /// The repository setting `append_only` forbids what deletes or rewrites snapshots and data.
-    #[error("the repository is append-only (its setting): this command deletes or rewrites snapshots and data; `cista config append-only off` lifts the setting")]
+    /// The repository setting `append_only` forbids what deletes or rewrites snapshots, data or
+    /// keys.
+    #[error("the repository is append-only (its setting): this command deletes or rewrites snapshots, data or keys; `cista config append-only off` lifts the setting")]
     AppendOnly,
 
     /// forget's safety rule: a policy that keeps nothing of a group removes nothing at all.
@@ -91,6 +92,15 @@ pub enum Error {
              (check the options for typos, or pass --unsafe-allow-remove-all); nothing was removed"
     )]
     RemovesAll { count: usize, group: String },
+
+    /// `key remove` refused: the key file is the repository's last usable one, without
+    /// which nothing could open the repository again.
+    #[error("refusing to remove key {id}: it is the repository's last usable key file, and without it the repository cannot be opened; add another key first")]
+    LastKey { id: String },
+
+    /// `key remove` refused: the key file is the one that opened this repository.
+    #[error("refusing to remove key {id}: it is the key in use (the one that opened the repository); open the repository with another key, or pass --force to remove it anyway")]
+    KeyInUse { id: String },
 
     /// A command the user ran for us (password command, stdin command) failed.
     #[error("{0}")]

@@ -528,3 +528,65 @@ fn size_options_accept_iec_si_and_fractional_sizes() {
     assert_eq!(cista::util::parse_size("10k").unwrap(), 10 << 10);
     assert_eq!(cista::util::parse_size("4096").unwrap(), 4096);
 }
+
+#[test]
+fn generate_writes_completions_and_man_pages() {
+    let env = Env::empty();
+    let (bash, zsh, fish, man) = (
+        env.path("cista.bash"),
+        env.path("_cista"),
+        env.path("cista.fish"),
+        env.path("man/man1"),
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cista"))
+        .arg("generate")
+        .arg("--bash-completion")
+        .arg(&bash)
+        .arg("--zsh-completion")
+        .arg(&zsh)
+        .arg("--fish-completion")
+        .arg(&fish)
+        .arg("--man")
+        .arg(&man)
+        .env_remove("CISTA_REPOSITORY")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = fs::read_to_string(&bash).unwrap();
+    assert!(script.contains("backup"), "{script}");
+    let n = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&bash)
+        .output()
+        .unwrap();
+    assert!(n.status.success(), "bash -n: {}", stderr(&n));
+    for f in [&zsh, &fish] {
+        assert!(fs::read_to_string(f).unwrap().contains("backup"), "{f:?}");
+    }
+    for page in [
+        "cista.1",
+        "cista-backup.1",
+        "cista-key.1",
+        "cista-key-passwd.1",
+    ] {
+        let text = fs::read_to_string(man.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    // Rendered by man(1) where it is installed (not required).
+    let rendered = std::process::Command::new("man")
+        .arg("-l")
+        .arg(man.join("cista-backup.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output();
+    if let Some(r) = rendered.ok().filter(|r| r.status.success()) {
+        let text = String::from_utf8_lossy(&r.stdout);
+        assert!(text.contains("NAME") && text.contains("backup"), "{text}");
+    }
+    // Without options it prints its usage and fails.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cista"))
+        .arg("generate")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}

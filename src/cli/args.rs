@@ -73,7 +73,8 @@ pub(crate) struct Cli {
     /// Limit downloads to this rate per second: KiB by default, or a size (e.g. 5M).
     #[arg(long, global = true, value_name = "KiB/s", value_parser = parse_rate)]
     pub(crate) limit_download: Option<u64>,
-    /// Delete nothing but our own locks; forget, prune and tag refuse to run.
+    /// Delete nothing but our own locks; forget, prune, tag, key remove and key passwd refuse to
+    /// run.
     #[arg(long, env = "CISTA_APPEND_ONLY", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub(crate) append_only: bool,
     /// Wait up to this long for a locked repository (e.g. 30s, 5m).
@@ -105,6 +106,8 @@ impl Cmd {
             Cmd::Restore { .. } => "restore",
             Cmd::Dump { .. } => "dump",
             Cmd::Drill { .. } => "drill",
+            Cmd::Key { .. } => "key",
+            Cmd::Generate(_) => "generate",
             Cmd::Ls { .. } => "ls",
             Cmd::Cat { .. } => "cat",
             Cmd::Check { .. } => "check",
@@ -313,6 +316,69 @@ pub(crate) enum Cmd {
         #[arg(long)]
         remove_all: bool,
     },
+    /// Manage the repository's keys (passwords): list, add, remove, passwd.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Write shell completion scripts and man pages.
+    Generate(GenerateArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeyCmd {
+    /// List the key files (the one in use marked *).
+    List,
+    /// Add a key file for a new password (the old ones keep working).
+    Add(NewKeyArgs),
+    /// Remove a key file by id or unique prefix.
+    ///
+    /// The last usable key file is never removed, and the one in use (that opened the
+    /// repository this time) only with --force, while another remains.
+    Remove {
+        /// The key file's id, or a unique prefix of it.
+        id: String,
+        /// Remove the key in use too (only while another key remains).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change the password: add a key file for the new one, then remove the one in use.
+    Passwd(NewKeyArgs),
+}
+
+/// The new password and what the new key file records.
+#[derive(clap::Args)]
+pub(crate) struct NewKeyArgs {
+    /// Read the new password from this file's first line (else CISTA_NEW_PASSWORD, else a
+    /// prompt).
+    #[arg(long, env = "CISTA_NEW_PASSWORD_FILE", hide_env_values = true)]
+    pub(crate) new_password_file: Option<PathBuf>,
+    /// Use an empty new password (insecure).
+    #[arg(long)]
+    pub(crate) new_insecure_no_password: bool,
+    /// Host name to record in the new key file instead of this machine's.
+    #[arg(long)]
+    pub(crate) host: Option<String>,
+    /// User name to record in the new key file instead of the current user's.
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+}
+
+#[derive(clap::Args)]
+#[command(arg_required_else_help = true)]
+pub(crate) struct GenerateArgs {
+    /// Write the bash completion script to FILE ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) bash_completion: Option<PathBuf>,
+    /// Write the zsh completion script to FILE ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) zsh_completion: Option<PathBuf>,
+    /// Write the fish completion script to FILE ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) fish_completion: Option<PathBuf>,
+    /// Write man pages to DIR: cista.1 and one per subcommand (cista-backup.1, ...).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) man: Option<PathBuf>,
 }
 
 pub(crate) fn parse_count(s: &str) -> Result<i64, String> {

@@ -41,6 +41,8 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                     insecure_no_password: *from_insecure_no_password,
                     var: "CISTA_FROM_PASSWORD",
                     flag_prefix: "from-",
+                    has_command: true,
+                    prompt: "enter password for the source repository: ",
                 },
             };
             cmd::copy::run(cli, ids, from, filter)
@@ -105,5 +107,7 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             no_size,
         } => cmd::cache::run(cli, *cleanup, *max_age, *no_size),
         Cmd::Unlock { remove_all } => cmd::unlock::run(cli, *remove_all),
+        Cmd::Key { cmd } => cmd::key::run(cli, cmd),
+        Cmd::Generate(a) => cmd::generate::run(cli, a),
     }
 }

@@ -78,6 +78,8 @@ pub(crate) fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
         insecure_no_password: cli.insecure_no_password,
         var: "CISTA_PASSWORD",
         flag_prefix: "",
+        has_command: true,
+        prompt: "enter password for repository: ",
     };
     src.read(confirm)
 }
@@ -90,8 +92,12 @@ pub(crate) struct PasswordSource {
     pub(crate) insecure_no_password: bool,
     /// The environment variable holding the password itself.
     pub(crate) var: &'static str,
-    /// `from-` for the copy source's flags, for messages.
+    /// `from-` for the copy source's flags, `new-` for a new key's, for messages.
     pub(crate) flag_prefix: &'static str,
+    /// A `--…password-command` flag exists for this password (not for a new key's).
+    pub(crate) has_command: bool,
+    /// What the prompt asks, when no password is given and standard input is a terminal.
+    pub(crate) prompt: &'static str,
 }
 
 impl PasswordSource {
@@ -124,9 +130,12 @@ impl PasswordSource {
         let (pw, source) = match given {
             Some(g) => g,
             None if std::io::stdin().is_terminal() => {
-                (prompt_password(confirm)?, "the prompt".into())
+                (prompt_password(self.prompt, confirm)?, "the prompt".into())
             }
-            None => bail!("no password given: set {var}, a password file or a password command"),
+            None if self.has_command => {
+                bail!("no password given: set {var}, a password file or a password command")
+            }
+            None => bail!("no password given: set {var} or give --{from}password-file"),
         };
         if pw.is_empty() {
             bail!(
@@ -175,8 +184,8 @@ pub(crate) fn first_line(mut s: Vec<u8>) -> Vec<u8> {
     s
 }
 
-pub(crate) fn prompt_password(confirm: bool) -> Result<Vec<u8>> {
-    let p = rpassword::prompt_password("enter password for repository: ")?;
+pub(crate) fn prompt_password(prompt: &str, confirm: bool) -> Result<Vec<u8>> {
+    let p = rpassword::prompt_password(prompt)?;
     if confirm {
         let q = rpassword::prompt_password("enter password again: ")?;
         if p != q {
@@ -262,7 +271,7 @@ pub(crate) fn release_locks_on_signal() -> Result<()> {
 
 pub(crate) fn exclusive_lock<'r>(cli: &Cli, repo: &'r Repository) -> Result<Exclusive<'r>> {
     if cli.append_only {
-        bail!("append-only mode: this command deletes or rewrites snapshots and data; run it from a host with delete rights");
+        bail!("append-only mode: this command deletes or rewrites snapshots, data or keys; run it from a host with delete rights");
     }
     release_locks_on_signal()?;
     Ok(repo.lock_exclusive(&lock_options(cli))?)

@@ -14,6 +14,7 @@ mod copy;
 mod drill;
 mod forget;
 mod init;
+mod key;
 mod metrics;
 mod open;
 mod prune;
@@ -35,6 +36,10 @@ pub use copy::{copy, Copied, CopyReport};
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
 pub use init::{init, InitReport};
+pub use key::{
+    key_add, key_list, key_passwd, key_remove, KeyAddOptions, KeyInfo, KeyListReport,
+    KeyRemoveOptions, KeyRemoveReport,
+};
 pub use metrics::{write_metrics, MetricLabels};
 pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
 pub use prune::{execute_prune, plan_prune, prune};

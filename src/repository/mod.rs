@@ -57,6 +57,22 @@ impl Default for InitOptions {
     }
 }
 
+/// Writes a key file wrapping `keys`' master key under `password`; returns its name.
+fn write_key_file(
+    be: &dyn Backend,
+    keys: &Keys,
+    password: &[u8],
+    kdf: KdfParams,
+    host: &str,
+    user: &str,
+) -> Result<Id> {
+    let kf = KeyFile::create(keys, password, kdf, host, user, &now_string())?;
+    let bytes = kf.encode();
+    let id = Id::of_bytes(&bytes);
+    write_content_addressed(be, FileType::Key, &id.to_hex(), &bytes)?;
+    Ok(id)
+}
+
 /// Bytes of whole packs that reads in flight may hold at once (see `pack_width`).
 const PACK_READ_BUDGET: u64 = 64 << 20;
 
@@ -76,6 +92,13 @@ pub struct Repository {
     tree_prefetch: Arc<std::sync::OnceLock<()>>,
     /// Threads for many small requests at once on an object store (see `in_flight`).
     io_pool: Arc<std::sync::OnceLock<Option<rayon::ThreadPool>>>,
+    /// The key file that opened (or, at init, created) this repository; `None` once this
+    /// process removed it (`commands::key_remove` with `force`). Shared by clones: they are
+    /// one session.
+    current_key: Arc<std::sync::Mutex<Option<Id>>>,
+    /// Where the name of the key file that opened the repository is remembered on this host
+    /// (see `OpenOptions::hint_dir`), so a password change updates it.
+    key_hint_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -145,8 +168,8 @@ impl Repository {
         refuse_existing_objects(&*be)?;
         be.create()?;
         let keys = Keys::generate();
-        let repo = Repository::assemble(be, keys, config);
-        repo.add_key(password, opts.kdf)?;
+        let key = write_key_file(&*be, &keys, password, opts.kdf, &hostname(), &username())?;
+        let repo = Repository::assemble(be, keys, config, key);
         let sealed = format::seal_file(&repo.keys, FileKind::Config, &repo.config.encode());
         match repo.be.write(FileType::Config, "config", &sealed) {
             Err(Error::Backend { source, .. })
@@ -158,7 +181,7 @@ impl Repository {
         }
     }
 
-    fn assemble(be: Arc<dyn Backend>, keys: Keys, config: Config) -> Repository {
+    fn assemble(be: Arc<dyn Backend>, keys: Keys, config: Config, key: Id) -> Repository {
         let chunker = Arc::new(Chunker::new(config.chunker, keys.chunker_key()));
         let settings_be = be.clone();
         let be: Arc<dyn Backend> = if config.append_only {
@@ -176,6 +199,8 @@ impl Repository {
             tree_packs: Default::default(),
             tree_prefetch: Default::default(),
             io_pool: Default::default(),
+            current_key: Arc::new(std::sync::Mutex::new(Some(key))),
+            key_hint_file: None,
         }
     }
 
@@ -280,20 +305,43 @@ impl Repository {
         self.tree_cache.as_deref()
     }
 
-    /// Adds a key file wrapping this repository's master key under `password`.
+    /// Adds a key file wrapping this repository's master key under `password`, recording
+    /// this host and user.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let kf = KeyFile::create(
-            &self.keys,
-            password,
-            kdf,
-            &hostname(),
-            &username(),
-            &now_string(),
-        )?;
-        let bytes = kf.encode();
-        let id = Id::of_bytes(&bytes);
-        write_content_addressed(&*self.be, FileType::Key, &id.to_hex(), &bytes)?;
-        Ok(id)
+        self.add_key_as(password, kdf, &hostname(), &username())
+    }
+
+    /// Adds a key file wrapping this repository's master key under `password`, recording
+    /// `host` and `user` as its creator (informational, as restic's `key add --host --user`).
+    pub fn add_key_as(
+        &self,
+        password: &[u8],
+        kdf: KdfParams,
+        host: &str,
+        user: &str,
+    ) -> Result<Id> {
+        write_key_file(&*self.be, &self.keys, password, kdf, host, user)
+    }
+
+    /// The key file that opened this repository (at init: the one init wrote); `None` once
+    /// this process removed it.
+    pub fn current_key(&self) -> Option<Id> {
+        *self.current_key.lock().unwrap()
+    }
+
+    /// Records `key` as the key file in use (after a password change, or `None` after its
+    /// removal), and remembers it as this host's key hint when the repository was opened
+    /// with one.
+    pub(crate) fn set_current_key(&self, key: Option<Id>) {
+        *self.current_key.lock().unwrap() = key;
+        if let Some(p) = &self.key_hint_file {
+            match key {
+                Some(k) => crate::backend::cache_put_file(p, k.to_hex().as_bytes()),
+                None => {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
     }
 
     /// `Error::AppendOnly` when the repository's setting forbids deleting or rewriting

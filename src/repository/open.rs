@@ -64,12 +64,13 @@ impl Repository {
             Err(e) => return Err(decode_err("config", "config", e)),
         }
         let given = opts.key_hint.is_some();
-        let (repo, key) = Self::unlock(be, password, &raw, hint.as_deref(), given, prefetched)?;
-        if let Some(p) = hint_file {
-            if remembered.as_deref() != Some(key.as_str()) {
-                crate::backend::cache_put_file(&p, key.as_bytes());
+        let (mut repo, key) = Self::unlock(be, password, &raw, hint.as_deref(), given, prefetched)?;
+        if let Some(p) = &hint_file {
+            if remembered.as_deref() != Some(key.to_hex().as_str()) {
+                crate::backend::cache_put_file(p, key.to_hex().as_bytes());
             }
         }
+        repo.key_hint_file = hint_file;
         Ok(repo)
     }
 
@@ -79,7 +80,7 @@ impl Repository {
     /// master key does not open the config (left by an interrupted `init`, say) is passed
     /// over, as is one that cannot be read or has out-of-range parameters; when no key works,
     /// a damaged key file is reported rather than a wrong password, since the right key may be
-    /// the damaged one. Returns the repository and the name of the key file that opened it.
+    /// the damaged one. Returns the repository and the id (name) of the key file that opened it.
     /// `prefetched` is the hinted key file read beside the config; when it opens the
     /// repository, keys/ is not listed. A hint the user gave (`hint_given`) that matches no
     /// key file is warned about; a remembered one that went stale is not.
@@ -90,7 +91,7 @@ impl Repository {
         hint: Option<&str>,
         hint_given: bool,
         prefetched: Option<(String, Result<KeyFile>)>,
-    ) -> Result<(Repository, String)> {
+    ) -> Result<(Repository, Id)> {
         let mut damaged = None;
         let mut config_err = None;
         let mut tries = 0;
@@ -101,7 +102,8 @@ impl Repository {
                 match try_key(&kf, password, config_raw) {
                     KeyTry::Opened(k) => {
                         let (keys, config) = *k;
-                        return Ok((Repository::assemble(be, keys, config), name));
+                        let id = key_name(&name)?;
+                        return Ok((Repository::assemble(be, keys, config, id), id));
                     }
                     KeyTry::NotThisKey => {}
                     KeyTry::Damaged(e) => {
@@ -162,7 +164,8 @@ impl Repository {
             match try_key(&kf, password, config_raw) {
                 KeyTry::Opened(k) => {
                     let (keys, config) = *k;
-                    return Ok((Repository::assemble(be, keys, config), name.clone()));
+                    let id = key_name(name)?;
+                    return Ok((Repository::assemble(be, keys, config, id), id));
                 }
                 KeyTry::NotThisKey => {}
                 KeyTry::Damaged(e) => {
@@ -175,6 +178,12 @@ impl Repository {
         }
         Err(config_err.or(damaged).unwrap_or(Error::WrongPassword))
     }
+}
+
+/// The id a key file's name spells: the BLAKE3 of its bytes, which `load_key_file` checked.
+fn key_name(name: &str) -> Result<Id> {
+    name.parse()
+        .map_err(|_| Error::corrupt("key file", name, "its name is not a key file id"))
 }
 
 /// Opens key file `kf` with `password`, then the config with its master key.
