@@ -282,7 +282,14 @@ fn init_backup_restore_dump_ls_check_and_prune_through_the_command_layer() {
     .unwrap_err();
     assert!(e.to_string().contains("roken pipe"), "{e}");
     let mut out = Vec::new();
-    let d = commands::dump(&ix, &snap, &format!("{dir}/db.dump"), &mut out).unwrap();
+    let d = commands::dump(
+        &ix,
+        &snap,
+        &format!("{dir}/db.dump"),
+        &Default::default(),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(d.bytes, 400_000);
     assert_eq!(out, bytes(400_000, 7));
 

@@ -1,17 +1,30 @@
-//! `cista dump SNAPSHOT PATH`: one file to standard output.
+//! `cista dump SNAPSHOT PATH`: a file, or a directory as a tar archive, to standard output.
 
 use anyhow::Result;
 
-use cista::commands;
+use cista::commands::{self, ArchiveFormat, DumpOptions};
 
 use crate::cli::*;
 
-pub(crate) fn run(cli: &Cli, snapshot: &str, path: &str, filter: &Filter) -> Result<u8> {
+pub(crate) fn run(
+    cli: &Cli,
+    snapshot: &str,
+    path: &str,
+    stream: bool,
+    filter: &Filter,
+) -> Result<u8> {
     let repo = open(cli)?;
     let l = lock(cli, &repo)?;
     let (_, snap) = repo.resolve_snapshot(snapshot, &filter.to_lib())?;
     let ix = l.indexed()?;
+    let mut opts = DumpOptions::default();
+    opts.stream = stream;
+    // `--archive` accepts only tar, the default.
+    opts.archive = ArchiveFormat::Tar;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    commands::dump(&ix, &snap, path, &mut out)?;
+    let report = commands::dump(&ix, &snap, path, &opts, &mut out)?;
+    for p in &report.skipped {
+        eprintln!("warning: {p}: a socket, not in the archive");
+    }
     Ok(0)
 }
