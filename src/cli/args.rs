@@ -404,6 +404,16 @@ pub(crate) struct BackupArgs {
     /// File name for --stdin / --stdin-from-command.
     #[arg(long, default_value = "stdin")]
     pub(crate) stdin_filename: String,
+    /// Also store a shell command's standard output (run with `sh -c`) as the file NAME below
+    /// the snapshot root, e.g. `--command 'db/app.dump=pg_dump app'` (repeatable; directories
+    /// in NAME are created; beside paths, whose place stays absolute). A command that exits
+    /// non-zero fails the backup: no snapshot is saved.
+    #[arg(long, value_name = "NAME=COMMAND")]
+    pub(crate) command: Vec<String>,
+    /// Store an empty standard input or command output as an empty file (by default it fails
+    /// the backup: an empty `pg_dump | cista backup --stdin` is a failed dump).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
     /// Parent snapshot to compare against (default: latest of the same host and paths).
     #[arg(long)]
     pub(crate) parent: Option<String>,
