@@ -76,7 +76,7 @@ mod tree;
 pub mod util;
 
 pub use backend::{default_cache_dir, Backend, CacheDir, RequestCounts, RequestStats};
-pub use backup::{BackupOptions, BackupResult, Source};
+pub use backup::{BackupOptions, BackupResult, NamedCommand, Source};
 pub use check::{CheckOptions, CheckReport, Subset};
 pub use error::{Error, Result};
 pub use format::{ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree};

@@ -325,3 +325,175 @@ fn with_atime_records_access_times() {
         );
     }
 }
+
+/// A failed producer (`pg_dump | cista backup --stdin` where pg_dump died) gives an empty
+/// stream: that fails the backup and saves nothing, unless `--allow-empty`.
+#[test]
+fn empty_stdin_or_command_output_fails_unless_allowed() {
+    let env = Env::new();
+    for args in [
+        &["backup", "--stdin", "--stdin-filename", "db.sql"][..],
+        &[
+            "backup",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "db.sql",
+            "--",
+            "true",
+        ],
+        &["backup", "--command", "db.sql=true"],
+    ] {
+        let o = env.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{args:?} succeeded: {}",
+            stderr(&o)
+        );
+        let err = stderr(&o);
+        assert!(
+            err.contains("is empty") && err.contains("no snapshot saved"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(env.count("snapshots"), 0, "{args:?}");
+    }
+    let o = env.run(&[
+        "backup",
+        "--stdin",
+        "--stdin-filename",
+        "db.sql",
+        "--allow-empty",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&["backup", "--command", "db/x.sql=true", "--allow-empty"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(env.count("snapshots"), 2);
+    let o = env.run(&["dump", "latest", "/db/x.sql"]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}", stderr(&o));
+}
+
+/// Several named commands beside a directory in one snapshot: the directory at its absolute
+/// place, each command's output at its name below the root (directories made for `db/`).
+#[test]
+fn named_commands_beside_paths_in_one_snapshot() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    let big = env.path("big.bin");
+    let data = bytes(3 << 20, 5);
+    fs::write(&big, &data).unwrap();
+    let v = env.json(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--command",
+        "db/a.sql=echo 'create table a;'; echo 'insert into a values (1);'",
+        "--command",
+        &format!("db/b.sql=cat '{}'", big.display()),
+        "--command",
+        "top.txt=printf top",
+    ]);
+    assert!(v["snapshot_id"].is_string(), "{v}");
+    let ls = env.ok(&["ls", "latest"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    for p in ["/db", "/db/a.sql", "/db/b.sql", "/top.txt"] {
+        assert!(lines.contains(&p), "{p} not listed: {ls}");
+    }
+    assert!(
+        lines.contains(&format!("{}/sub/b.bin", src.display()).as_str()),
+        "{ls}"
+    );
+    let dump = |p: &str| {
+        let o = env.run(&["dump", "latest", p]);
+        assert!(o.status.success(), "{p}: {}", stderr(&o));
+        o.stdout
+    };
+    assert_eq!(
+        dump("/db/a.sql"),
+        b"create table a;\ninsert into a values (1);\n"
+    );
+    assert!(dump("/db/b.sql") == data);
+    assert_eq!(dump("/top.txt"), b"top");
+    assert_eq!(dump(&format!("{}/a.txt", src.display())), b"hello world\n");
+    let snap = env.json(&["cat", "snapshot", "latest"]);
+    let mut want = vec![
+        "/db/a.sql".to_string(),
+        "/db/b.sql".into(),
+        src.display().to_string(),
+        "/top.txt".into(),
+    ];
+    want.sort();
+    assert_eq!(snap["paths"], serde_json::json!(want));
+
+    // The same backup again compares the paths with the last one: no file is read.
+    let v = env.json(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--command",
+        "db/a.sql=echo 'create table a;'; echo 'insert into a values (1);'",
+        "--command",
+        &format!("db/b.sql=cat '{}'", big.display()),
+        "--command",
+        "top.txt=printf top",
+    ]);
+    assert_eq!(v["files_unmodified"], 4, "{v}");
+    env.ok(&["check", "--read-data"]);
+}
+
+/// Any named command that exits non-zero fails the backup: no snapshot, the command named
+/// with its exit status. Bad names are refused before anything runs.
+#[test]
+fn a_failing_named_command_saves_no_snapshot() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    let o = env.run(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--command",
+        "db/a.sql=echo fine",
+        "--command",
+        "db/b.sql=echo partial; exit 1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("db/b.sql") && err.contains("exit status: 1") && err.contains("failed"),
+        "{err}"
+    );
+    assert_eq!(env.count("snapshots"), 0);
+
+    let first = src
+        .components()
+        .nth(1)
+        .unwrap()
+        .as_os_str()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let ran = env.path("ran");
+    for (name, why) in [
+        ("../x", "relative path"),
+        ("db//x", "relative path"),
+        ("/x", "relative path"),
+        (&format!("{first}/x")[..], "also backed up from a path"),
+        ("db", "both a file and a directory"),
+    ] {
+        let o = env.run(&[
+            "backup",
+            src.to_str().unwrap(),
+            "--command",
+            &format!("db/a.sql=touch '{}'", ran.display()),
+            "--command",
+            &format!("{name}=echo x"),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
+        assert!(!ran.exists(), "{name}: a command ran");
+    }
+    let o = env.run(&["backup", "--command", "no-equals-sign"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("NAME=COMMAND"), "{}", stderr(&o));
+    let o = env.run(&["backup", "--stdin", "--command", "a=echo a"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(env.count("snapshots"), 0);
+}

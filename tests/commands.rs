@@ -10,7 +10,9 @@ use cista::commands::{
     self, CatKind, CatOutput, Copied, ForgetOptions, LockOptions, StatsMode, StatsReport,
     TagOptions,
 };
-use cista::{BackupOptions, Error, KeepPolicy, Repository, RestoreOptions, SnapshotId, Source};
+use cista::{
+    BackupOptions, Error, KeepPolicy, NamedCommand, Repository, RestoreOptions, SnapshotId, Source,
+};
 use common::*;
 
 fn repo_at(dir: &std::path::Path) -> Repository {
@@ -282,7 +284,14 @@ fn init_backup_restore_dump_ls_check_and_prune_through_the_command_layer() {
     .unwrap_err();
     assert!(e.to_string().contains("roken pipe"), "{e}");
     let mut out = Vec::new();
-    let d = commands::dump(&ix, &snap, &format!("{dir}/db.dump"), &mut out).unwrap();
+    let d = commands::dump(
+        &ix,
+        &snap,
+        &format!("{dir}/db.dump"),
+        &Default::default(),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(d.bytes, 400_000);
     assert_eq!(out, bytes(400_000, 7));
 
@@ -357,4 +366,52 @@ fn cat_config_and_unlock_report_typed_values() {
     all.remove_all = true;
     assert_eq!(commands::unlock(&repo, &all).unwrap().removed, 1);
     drop(live);
+}
+
+/// `Source::Mixed` and `allow_empty` through the command layer; `dump` of a directory as a
+/// tar and `DumpOptions::stream`.
+#[test]
+fn mixed_source_allow_empty_and_dump_options() {
+    let env = Env::empty();
+    let repo = repo_at(&env.repo());
+    let src = env.path("src");
+    small_tree(&src);
+    let ix = repo.lock(&shared()).unwrap().indexed().unwrap();
+    let empty = Source::Reader {
+        name: "db.sql".into(),
+        reader: Box::new(std::io::empty()),
+    };
+    let e = commands::backup(&ix, empty, &BackupOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("is empty"), "{e}");
+    let source = Source::Mixed {
+        paths: vec![src.clone()],
+        commands: vec![
+            NamedCommand::new("db/one", vec!["echo".into(), "one".into()]),
+            NamedCommand::shell("db/empty", "true"),
+        ],
+    };
+    let mut opts = BackupOptions::default();
+    opts.allow_empty = true;
+    let r = commands::backup(&ix, source, &opts).unwrap();
+    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
+    drop(ix);
+
+    let ix = repo.lock(&shared()).unwrap().indexed().unwrap();
+    let mut out = Vec::new();
+    let mut stream = commands::DumpOptions::default();
+    stream.stream = true;
+    let d = commands::dump(&ix, &snap, "/db/one", &stream, &mut out).unwrap();
+    assert_eq!((d.bytes, &out[..]), (4, &b"one\n"[..]));
+    out.clear();
+    let d = commands::dump(&ix, &snap, "/db", &Default::default(), &mut out).unwrap();
+    assert_eq!((d.entries, d.bytes), (2, 4));
+    let mut ar = tar::Archive::new(&out[..]);
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["empty", "one"]);
+    let e = commands::dump(&ix, &snap, "/nope", &Default::default(), &mut out).unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
 }

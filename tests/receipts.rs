@@ -224,3 +224,29 @@ fn a_receipt_that_cannot_be_written_fails_the_run() {
         stderr(&o)
     );
 }
+
+#[test]
+fn named_command_outputs_are_artifacts_under_their_names() {
+    let env = Env::new();
+    let r = env.path("r.json");
+    env.ok(&[
+        "--receipt",
+        r.to_str().unwrap(),
+        "backup",
+        "--command",
+        "db/a.sql=printf hello",
+        "--command",
+        "db/b.sql=printf world!",
+    ]);
+    let v = receipt(&r);
+    let a = v["artifacts"].as_array().unwrap();
+    let names: Vec<&str> = a.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["db/a.sql", "db/b.sql"]);
+    assert_eq!(a[0]["bytes"], 5);
+    let sha: String = sha2::Sha256::digest(b"hello")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(a[0]["sha256"], sha);
+    assert_eq!(a[1]["blake3"], blake3::hash(b"world!").to_hex().to_string());
+}

@@ -358,3 +358,206 @@ fn blobs_repeated_within_and_across_files_restore_everywhere() {
         .is_file());
     assert_eq!(fs::read(out.join("copy-a.bin")).unwrap(), r);
 }
+
+/// The last blob of the file at `path` in the latest snapshot, damaged in its pack; returns
+/// the blob's and the pack's ids.
+fn damage_last_blob(env: &Env, path: &str) -> (String, String) {
+    let repo = env.open();
+    let index = cista::Index::load(&repo).unwrap();
+    let (_, snap) = repo
+        .resolve_snapshot("latest", &Default::default())
+        .unwrap();
+    let node = lib_find_node(&repo, &snap.tree, path).unwrap();
+    assert!(node.content.len() >= 2, "a multi-blob file");
+    let blob = *node.content.last().unwrap();
+    let loc = index.get(cista::format::BlobType::Data, &blob).unwrap();
+    let hex = loc.pack.to_hex();
+    let pack = env.repo().join("data").join(&hex[..2]).join(&hex);
+    let mut b = fs::read(&pack).unwrap();
+    b[loc.offset as usize + 10] ^= 0x20;
+    fs::write(&pack, b).unwrap();
+    (blob.to_hex(), hex)
+}
+
+/// `dump` verifies a whole file before writing any of it: a damaged blob (here the last one,
+/// several windows in) writes nothing and exits 1, so `dump | psql -1` commits nothing;
+/// `--stream` fails too, after writing what came before the damage.
+#[test]
+fn dump_of_a_damaged_file_writes_nothing_unless_streaming() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"before\n");
+    // 20 MiB of random bytes: about 20 chunks, three windows or more (8 MiB each).
+    let data = bytes(20 << 20, 11);
+    write(&src.join("big.bin"), &data);
+    write(&src.join("z.txt"), b"after\n");
+    env.backup(&[&src]);
+    let path = format!("{}/big.bin", src.display());
+    for args in [
+        vec!["dump", "latest", &path],
+        vec!["dump", "--stream", "latest", &path],
+    ] {
+        let o = env.run(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout == data, "{args:?}: the dump differs");
+    }
+
+    let (blob, pack) = damage_last_blob(&env, &path);
+    let o = env.run(&["dump", "latest", &path]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "{} bytes written", o.stdout.len());
+    let err = stderr(&o);
+    for name in [&blob, &pack, &path] {
+        assert!(
+            err.contains(name.as_str()),
+            "the error does not name {name}: {err}"
+        );
+    }
+    assert!(err.contains("nothing of it was written"), "{err}");
+
+    let o = env.run(&["dump", "--stream", "latest", &path]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        !o.stdout.is_empty() && o.stdout.len() < data.len() && data.starts_with(&o.stdout),
+        "--stream writes the verified bytes before the damage: {} bytes",
+        o.stdout.len()
+    );
+    assert!(stderr(&o).contains(&blob), "{}", stderr(&o));
+
+    // A directory: the entries before the damaged file are written, the file's is not, and
+    // the archive has no end.
+    let o = env.run(&["dump", "latest", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&blob), "{}", stderr(&o));
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let names: Vec<Vec<u8>> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path_bytes().into_owned())
+        .collect();
+    assert_eq!(names, [b"a.txt".to_vec()]);
+    assert!(o.stdout.len() < 4096, "{} bytes", o.stdout.len());
+}
+
+/// `dump` of a directory writes a tar of everything below it, by paths relative to it: each
+/// entry's kind, mode, owner, times, link target and content as backed up.
+#[test]
+fn dump_of_a_directory_is_a_tar_of_it() {
+    let env = Env::new();
+    let src = env.path("src");
+    build_fixture(&src);
+    let expected = snapshot_meta(&src);
+    env.backup(&[&src]);
+    let o = env.run(&["dump", "latest", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = o.stdout;
+
+    let mut seen = Vec::new();
+    let mut ar = tar::Archive::new(&out[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let key = e
+            .path_bytes()
+            .strip_suffix(b"/")
+            .map_or_else(|| e.path_bytes().into_owned(), |p| p.to_vec());
+        let name = String::from_utf8_lossy(&key).into_owned();
+        let m = expected
+            .get(&key)
+            .unwrap_or_else(|| panic!("{name}: not in the source"));
+        let h = e.header().clone();
+        use tar::EntryType as T;
+        let ty = h.entry_type();
+        let want = match m.kind {
+            "file" if m.link_group.as_ref().is_some_and(|g| *g != key) => T::Link,
+            "file" => T::Regular,
+            "dir" => T::Directory,
+            "symlink" => T::Symlink,
+            "fifo" => T::Fifo,
+            "chardev" => T::Char,
+            k => panic!("{name}: a {k} in the archive"),
+        };
+        assert_eq!(ty, want, "{name}");
+        assert_eq!(h.mode().unwrap(), m.mode, "{name}: mode");
+        assert_eq!(
+            (h.uid().unwrap(), h.gid().unwrap()),
+            (m.uid as u64, m.gid as u64)
+        );
+        if m.mtime.0 >= 0 {
+            assert_eq!(h.mtime().unwrap(), m.mtime.0 as u64, "{name}: mtime");
+        }
+        let mut pax_mtime = None;
+        let mut xattrs = std::collections::BTreeMap::new();
+        if let Some(pax) = e.pax_extensions().unwrap() {
+            for x in pax {
+                let x = x.unwrap();
+                let k = x.key().unwrap();
+                if k == "mtime" {
+                    pax_mtime = Some(x.value().unwrap().to_string());
+                } else if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
+                    xattrs.insert(n.as_bytes().to_vec(), x.value_bytes().to_vec());
+                }
+            }
+        }
+        if m.mtime.0 >= 0 && m.mtime.1 != 0 {
+            let want = format!("{}.{:09}", m.mtime.0, m.mtime.1);
+            assert_eq!(pax_mtime.as_deref(), Some(want.as_str()), "{name}: mtime");
+        }
+        assert_eq!(xattrs, m.xattrs, "{name}: xattrs");
+        match ty {
+            T::Symlink => assert_eq!(e.link_name_bytes().as_deref(), m.target.as_deref()),
+            T::Link => assert_eq!(e.link_name_bytes().as_deref(), m.link_group.as_deref()),
+            T::Char => {
+                let dev = nix::sys::stat::makedev(
+                    h.device_major().unwrap().unwrap().into(),
+                    h.device_minor().unwrap().unwrap().into(),
+                );
+                assert_eq!(dev, m.rdev, "{name}: device");
+            }
+            T::Regular => {
+                let mut content = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut content).unwrap();
+                let want = fs::read(src.join(std::ffi::OsStr::from_bytes(&key))).unwrap();
+                assert!(content == want, "{name}: content differs");
+            }
+            _ => {}
+        }
+        seen.push(key);
+    }
+    // Every entry once, depth first in name order; the socket left out (tar has no sockets).
+    let mut want: Vec<Vec<u8>> = expected.keys().filter(|k| *k != b"sock").cloned().collect();
+    want.sort();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, want);
+    assert_eq!(seen.len(), want.len(), "an entry repeats");
+
+    // Unpacked, files, directories and symlinks are the source's.
+    let t = env.path("unpacked");
+    let mut ar = tar::Archive::new(&out[..]);
+    ar.set_preserve_permissions(true);
+    ar.unpack(&t).unwrap();
+    for (k, m) in &expected {
+        let p = t.join(std::ffi::OsStr::from_bytes(k));
+        let name = String::from_utf8_lossy(k);
+        match m.kind {
+            "file" => {
+                let want = fs::read(src.join(std::ffi::OsStr::from_bytes(k))).unwrap();
+                assert!(fs::read(&p).unwrap() == want, "{name}: content differs");
+                assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, m.mode, "{name}");
+            }
+            "dir" => assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, m.mode, "{name}"),
+            "symlink" => assert_eq!(
+                fs::read_link(&p).unwrap().as_os_str().as_bytes(),
+                m.target.as_deref().unwrap(),
+                "{name}"
+            ),
+            _ => {}
+        }
+    }
+    let two = fs::metadata(t.join("hard/two")).unwrap();
+    assert_eq!(
+        two.ino(),
+        fs::metadata(t.join("d02/three")).unwrap().ino(),
+        "a hard link"
+    );
+}

@@ -7,6 +7,7 @@
 //! `read`, not mapped: a mapped file that another process truncates kills the reader with
 //! SIGBUS, and nightly backups of live log and dump directories meet that.
 
+mod command;
 mod copy;
 mod excludes;
 mod reconcile;
@@ -14,6 +15,7 @@ mod source;
 mod stream;
 mod walk;
 
+pub use command::NamedCommand;
 pub(crate) use copy::copy_snapshot;
 
 use std::collections::{HashMap, HashSet};
@@ -37,7 +39,7 @@ use crate::util::{format_time, hostname, parse_time, username, DigestReader, Str
 
 use excludes::Excludes;
 use reconcile::{first_gone, gone_error, reconcile, Attempt};
-use stream::stream_node;
+use stream::{check_stream_name, stream_node};
 use walk::{build_trie, normalize};
 
 /// What to back up.
@@ -52,6 +54,16 @@ pub enum Source {
     /// The standard output of a command, stored as a file named `name`. A non-zero exit of the
     /// command fails the backup and no snapshot is saved.
     Command { name: String, argv: Vec<String> },
+    /// Files and directories on this host (either may be empty) and the standard outputs of
+    /// named commands, in one snapshot. Paths keep their absolute place in the tree; each
+    /// command's output is a file at its name below the snapshot root (`db/app.dump`, its
+    /// directories created), and no path may share the first component of a command's name.
+    /// The commands run one after another before the paths are walked; one that exits
+    /// non-zero fails the backup, which saves no snapshot and names the command.
+    Mixed {
+        paths: Vec<PathBuf>,
+        commands: Vec<NamedCommand>,
+    },
 }
 
 /// Backup settings.
@@ -77,6 +89,10 @@ pub struct BackupOptions {
     pub with_atime: bool,
     /// Don't write anything; report what would be added.
     pub dry_run: bool,
+    /// Store an empty stream or command output as an empty file. Without it a backup of a
+    /// stream or command that yields no bytes fails and saves no snapshot: a failed producer
+    /// (`pg_dump … | cista backup --stdin`) must not pass for an empty dump.
+    pub allow_empty: bool,
 }
 
 /// What a backup produced.
@@ -246,77 +262,133 @@ pub fn backup(
 }
 
 /// The snapshot's root tree, its paths and the parent it was compared with: the walked
-/// targets, or one file holding a stream or a command's output (a command that fails saves
-/// nothing).
+/// targets, one file holding a stream or a command's output, or both targets and named
+/// commands' outputs (a command that fails saves nothing).
 fn root_tree(
     a: &Archiver,
     source: Source,
     opts: &BackupOptions,
     host: &str,
 ) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
-    let repo = a.repo;
     Ok(match source {
         Source::Paths(paths) => {
             if paths.is_empty() {
                 return Err(Error::Invalid("nothing to back up: no paths given".into()));
             }
-            let mut abs = paths
-                .iter()
-                .map(|p| normalize(p))
-                .collect::<Result<Vec<_>>>()?;
-            abs.sort();
-            abs.dedup();
-            for p in &abs {
-                fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
-            }
-            let shown: Vec<String> = abs
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect();
-            let parent = find_parent(repo, opts, host, &shown)?;
-            let parent_tree = parent
-                .as_ref()
-                .and_then(|(_, s)| a.load_parent_tree(Path::new("/"), &s.tree));
-            let trie = build_trie(&abs);
-            let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
-                let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
-                a.dir(Path::new("/"), parent_tree.as_ref(), m.dev())?
-            } else {
-                a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
-            };
-            (tree, shown, parent.map(|p| p.0))
+            paths_tree(a, &absolute(&paths)?, opts, host, &[])?
         }
         Source::Reader { name, mut reader } => {
             let mut r = DigestReader::new(&mut *reader);
             let n = stream_node(a, &name, &mut r)?;
             a.streams.lock().unwrap().push((name.clone(), r.finish()));
+            a.refuse_empty(&n, &format!("standard input (stored as {name})"))?;
             (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
         }
         Source::Command { name, argv } => {
-            let (prog, args) = argv.split_first().ok_or_else(|| {
-                Error::Invalid("no command given for --stdin-from-command".into())
-            })?;
-            let mut child = std::process::Command::new(prog)
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| Error::Command(format!("cannot start {prog:?}: {e}")))?;
-            let mut out = DigestReader::new(child.stdout.take().expect("piped stdout"));
-            let n = stream_node(a, &name, &mut out);
-            a.streams.lock().unwrap().push((name.clone(), out.finish()));
-            let status = child
-                .wait()
-                .map_err(|e| Error::Command(format!("waiting for {prog:?}: {e}")))?;
-            let n = n?;
-            if !status.success() {
-                return Err(Error::Command(format!(
-                    "command {prog:?} failed ({status}); no snapshot saved"
-                )));
+            if argv.is_empty() {
+                return Err(Error::Invalid(
+                    "no command given for --stdin-from-command".into(),
+                ));
             }
+            check_stream_name(&name)?;
+            let label = format!("{:?}", argv[0]);
+            let n = a.command_node(&name, &name, &label, &argv)?;
+            a.refuse_empty(
+                &n,
+                &format!("the output of command {label} (stored as {name})"),
+            )?;
             (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
         }
+        Source::Mixed { paths, commands } => mixed_tree(a, &paths, &commands, opts, host)?,
     })
+}
+
+/// The targets as sorted, deduplicated absolute paths, each of which must exist.
+fn absolute(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut abs = paths
+        .iter()
+        .map(|p| normalize(p))
+        .collect::<Result<Vec<_>>>()?;
+    abs.sort();
+    abs.dedup();
+    for p in &abs {
+        fs::symlink_metadata(p).map_err(|e| Error::io("stat", p, e))?;
+    }
+    Ok(abs)
+}
+
+/// The tree holding the targets `abs` at their absolute paths, walked against the parent
+/// snapshot of the same host and paths (`abs` and `extra`, the other paths the snapshot will
+/// list).
+fn paths_tree(
+    a: &Archiver,
+    abs: &[PathBuf],
+    opts: &BackupOptions,
+    host: &str,
+    extra: &[String],
+) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+    let mut shown: Vec<String> = abs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .chain(extra.iter().cloned())
+        .collect();
+    shown.sort();
+    let parent = find_parent(a.repo, opts, host, &shown)?;
+    let parent_tree = parent
+        .as_ref()
+        .and_then(|(_, s)| a.load_parent_tree(Path::new("/"), &s.tree));
+    let trie = build_trie(abs);
+    let tree = if abs.iter().any(|p| p.as_os_str() == "/") {
+        let m = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+        a.dir(Path::new("/"), parent_tree.as_ref(), m.dev())?
+    } else {
+        a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
+    };
+    Ok((tree, shown, parent.map(|p| p.0)))
+}
+
+/// `Source::Mixed`: the named commands run first (a failure stops the backup before the
+/// walk), then the targets are walked, and the commands' outputs join the root tree.
+fn mixed_tree(
+    a: &Archiver,
+    paths: &[PathBuf],
+    commands: &[NamedCommand],
+    opts: &BackupOptions,
+    host: &str,
+) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+    if paths.is_empty() && commands.is_empty() {
+        return Err(Error::Invalid(
+            "nothing to back up: no paths or commands given".into(),
+        ));
+    }
+    let abs = absolute(paths)?;
+    let whole_root = abs.iter().any(|p| p.as_os_str() == "/");
+    let taken = |first: &str| {
+        abs.iter().any(|p| {
+            p.components()
+                .nth(1)
+                .is_some_and(|c| c.as_os_str() == first)
+        }) || (whole_root && fs::symlink_metadata(Path::new("/").join(first)).is_ok())
+    };
+    let outputs = a.command_outputs(commands, &taken)?;
+    let names: Vec<String> = commands.iter().map(|c| format!("/{}", c.name)).collect();
+    let (mut tree, shown, parent) = if abs.is_empty() {
+        let mut shown = names;
+        shown.sort();
+        (Tree::default(), shown, None)
+    } else {
+        paths_tree(a, &abs, opts, host, &names)?
+    };
+    for n in outputs {
+        if tree.find(&n.name).is_some() {
+            return Err(Error::Invalid(format!(
+                "command output /{} is also backed up from a path",
+                n.name_lossy()
+            )));
+        }
+        tree.nodes.push(n);
+    }
+    Ok((tree, shown, parent))
 }
 
 impl Archiver<'_> {

@@ -116,22 +116,51 @@ impl Archiver<'_> {
     }
 }
 
-pub(super) fn stream_node(a: &Archiver, name: &str, r: &mut (dyn Read + Send)) -> Result<Node> {
+/// A stream's file name must be one path component.
+pub(super) fn check_stream_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(Error::Invalid(format!(
             "stdin file name {name:?} must be a single path component"
         )));
     }
+    Ok(())
+}
+
+/// Stores everything `r` yields as a file named `name` at the snapshot root (one component).
+pub(super) fn stream_node(a: &Archiver, name: &str, r: &mut (dyn Read + Send)) -> Result<Node> {
+    check_stream_name(name)?;
+    file_node(a, name, r, &format!("<stdin:{name}>"))
+}
+
+/// Stores everything `r` yields as a file node named `name`, owned by this process's user and
+/// timestamped now; `shown` names the stream in a read error.
+pub(super) fn file_node(
+    a: &Archiver,
+    name: &str,
+    r: &mut (dyn Read + Send),
+    shown: &str,
+) -> Result<Node> {
     let content = match a.store_stream(r, 0) {
         Ok(c) => c,
-        Err(FileErr::Source(e)) => return Err(Error::io("read", format!("<stdin:{name}>"), e)),
+        Err(FileErr::Source(e)) => return Err(Error::io("read", shown, e)),
         Err(FileErr::Fatal(e)) => return Err(e),
     };
     a.c.files.fetch_add(1, Relaxed);
     a.c.files_new.fetch_add(1, Relaxed);
+    let mut n = own_node(a, name, NodeKind::File, 0o644);
+    n.size = content.size;
+    n.links = 1;
+    n.content = content.blobs;
+    n.digest = Some(content.digest);
+    Ok(n)
+}
+
+/// A node that no source file describes (a stream, a command's output, a directory made to
+/// hold one): owned by this process's user, mode `mode`, timestamped now.
+pub(super) fn own_node(a: &Archiver, name: &str, kind: NodeKind, mode: u32) -> Node {
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    let mut n = Node::new(name.as_bytes().to_vec(), NodeKind::File);
-    n.mode = 0o644;
+    let mut n = Node::new(name.as_bytes().to_vec(), kind);
+    n.mode = mode;
     n.uid = nix::unistd::getuid().as_raw();
     n.gid = nix::unistd::getgid().as_raw();
     n.user = a.user_name(n.uid);
@@ -140,9 +169,5 @@ pub(super) fn stream_node(a: &Archiver, name: &str, r: &mut (dyn Read + Send)) -
     if a.opts.with_atime {
         n.atime_ns = now;
     }
-    n.size = content.size;
-    n.links = 1;
-    n.content = content.blobs;
-    n.digest = Some(content.digest);
-    Ok(n)
+    n
 }

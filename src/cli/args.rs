@@ -254,10 +254,25 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         filter: Filter,
     },
-    /// Write one file of a snapshot to standard output.
+    /// Write a file of a snapshot to standard output, or a directory as a tar archive.
+    ///
+    /// Every blob of a file is read and verified, and its digest checked, before the first
+    /// byte of it is written: a damaged file writes nothing and exits 1, so `cista dump … |
+    /// psql -1 -v ON_ERROR_STOP=1` sees a failed dump, never part of the data. A directory is
+    /// written as a tar of the entries below it (paths relative to it), each file verified
+    /// before its entry is written; a failure on a later file leaves the entries before it
+    /// written, without the archive's end, and exits 1.
     Dump {
         snapshot: String,
         path: String,
+        /// Write each file in one pass as it is read (reads it once, not twice). Unsafe for
+        /// `| psql` and other readers that act on what they get: a failure mid-file leaves a
+        /// partial output (the exit status is still 1).
+        #[arg(long)]
+        stream: bool,
+        /// Archive format for a directory (only tar; a file is written as it is).
+        #[arg(long, value_name = "FORMAT", default_value = "tar", value_parser = ["tar"])]
+        archive: String,
         #[command(flatten)]
         filter: Filter,
     },
@@ -509,6 +524,16 @@ pub(crate) struct BackupArgs {
     /// File name for --stdin / --stdin-from-command.
     #[arg(long, default_value = "stdin")]
     pub(crate) stdin_filename: String,
+    /// Also store a shell command's standard output (run with `sh -c`) as the file NAME below
+    /// the snapshot root, e.g. `--command 'db/app.dump=pg_dump app'` (repeatable; directories
+    /// in NAME are created; beside paths, whose place stays absolute). A command that exits
+    /// non-zero fails the backup: no snapshot is saved.
+    #[arg(long, value_name = "NAME=COMMAND")]
+    pub(crate) command: Vec<String>,
+    /// Store an empty standard input or command output as an empty file (by default it fails
+    /// the backup: an empty `pg_dump | cista backup --stdin` is a failed dump).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
     /// Parent snapshot to compare against (default: latest of the same host and paths).
     #[arg(long)]
     pub(crate) parent: Option<String>,

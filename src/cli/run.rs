@@ -88,8 +88,10 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
         Cmd::Dump {
             snapshot,
             path,
+            stream,
+            archive: _,
             filter,
-        } => cmd::dump::run(cli, snapshot, path, filter),
+        } => cmd::dump::run(cli, snapshot, path, *stream, filter),
         Cmd::Ls {
             snapshot,
             path,

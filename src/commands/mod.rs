@@ -27,6 +27,7 @@ mod stats;
 mod tag;
 mod unlock;
 
+pub use crate::restore::{ArchiveFormat, DumpOptions};
 pub use backup::{backup, BackupReport};
 pub use cache::{cache, CacheOptions, CacheReport};
 pub use cat::{cat, CatKind, CatOutput};

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{Node, NodeKind, Snapshot};
-use crate::restore::{RestoreOptions, RestoreSummary};
+use crate::restore::{DumpOptions, DumpSummary, RestoreOptions, RestoreSummary};
 use crate::tree::{find_node, walk};
 
 use super::Indexed;
@@ -21,24 +21,27 @@ pub fn restore(
 }
 
 /// What `dump` wrote.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct DumpReport {
-    pub bytes: u64,
-}
+pub type DumpReport = DumpSummary;
 
-/// Writes the file at `path` in `snapshot` to `out`; its digest is checked at the end, and a
-/// mismatch fails the call (after the bytes were written: a pipe's reader must see the
-/// failure, as `dump | psql` exits non-zero).
+/// Writes `path` of `snapshot` to `out`: a file's content, or a directory as an archive
+/// (`opts.archive`: a tar of the entries below it, by paths relative to it).
+///
+/// Unless `opts.stream`, every blob of a file is read and verified, and its whole-file digest
+/// checked, before the first byte of it is written: a damaged file fails the call having
+/// written nothing of it (for a directory, the entries before it stay written and the archive
+/// has no end, so a reader sees a cut archive). The error names the file, the blob and its
+/// pack. With `opts.stream` a file is written as it is read, and a failure leaves its first
+/// bytes written (a pipe's reader must then see the failure: `dump | psql` is unsafe).
 pub fn dump(
     ix: &Indexed,
     snapshot: &Snapshot,
     path: &str,
+    opts: &DumpOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<DumpReport> {
     let node = find_node(ix.repo(), ix.index(), &snapshot.tree, path)?;
-    let bytes = crate::restore::dump(ix.repo(), ix.index(), &node, out)?;
-    Ok(DumpReport { bytes })
+    let shown = format!("/{}", path.trim_matches('/'));
+    crate::restore::dump(ix.repo(), ix.index(), &node, &shown, opts, out)
 }
 
 /// What `ls` listed.

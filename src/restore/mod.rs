@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-pub use dump::dump;
+pub use dump::{dump, ArchiveFormat, DumpOptions, DumpSummary};
 
 use crate::error::Result;
 use crate::format::{Node, NodeKind, Snapshot};

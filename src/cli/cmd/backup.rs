@@ -3,12 +3,34 @@
 use anyhow::{bail, Result};
 
 use cista::commands::{self, Artifact};
-use cista::{BackupOptions, Source};
+use cista::{BackupOptions, NamedCommand, Source};
 
 use crate::cli::*;
 
+/// `--command NAME=COMMAND`, split at the first `=`.
+fn named_command(arg: &str) -> Result<NamedCommand> {
+    match arg.split_once('=') {
+        Some((name, script)) if !name.is_empty() && !script.trim().is_empty() => {
+            Ok(NamedCommand::shell(name, script))
+        }
+        _ => bail!("--command {arg:?}: expected NAME=COMMAND, such as db/app.dump='pg_dump app'"),
+    }
+}
+
 fn source(a: &BackupArgs) -> Result<Source> {
-    Ok(if a.stdin_from_command {
+    Ok(if !a.command.is_empty() {
+        if a.stdin || a.stdin_from_command {
+            bail!("--command cannot be combined with --stdin or --stdin-from-command");
+        }
+        Source::Mixed {
+            paths: a.paths.clone(),
+            commands: a
+                .command
+                .iter()
+                .map(|c| named_command(c))
+                .collect::<Result<_>>()?,
+        }
+    } else if a.stdin_from_command {
         if a.paths.is_empty() {
             bail!("--stdin-from-command needs a command after --");
         }
@@ -30,7 +52,7 @@ fn source(a: &BackupArgs) -> Result<Source> {
         }
     } else {
         if a.paths.is_empty() {
-            bail!("nothing to back up: give paths, --stdin or --stdin-from-command");
+            bail!("nothing to back up: give paths, --command, --stdin or --stdin-from-command");
         }
         Source::Paths(a.paths.clone())
     })
@@ -50,6 +72,7 @@ fn options(a: &BackupArgs) -> BackupOptions {
     o.ignore_ctime = a.ignore_ctime;
     o.with_atime = a.with_atime;
     o.dry_run = a.dry_run;
+    o.allow_empty = a.allow_empty;
     o
 }
 
