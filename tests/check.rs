@@ -5,16 +5,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cista::format::BlobType;
-use cista::Index;
 use common::*;
-
-fn flip(path: &Path, pos: usize) {
-    let mut b = fs::read(path).unwrap();
-    let i = pos.min(b.len() - 1);
-    b[i] ^= 0x20;
-    fs::write(path, b).unwrap();
-}
 
 fn repo_with_data() -> (Env, PathBuf) {
     let env = Env::new();
@@ -103,22 +94,7 @@ fn every_pack_byte_position_class_is_detected() {
 #[test]
 fn restore_of_damaged_blob_fails_without_writing_wrong_data() {
     let (env, src) = repo_with_data();
-    let repo = env.open();
-    let index = Index::load(&repo).unwrap();
-    let (_, snap) = repo
-        .resolve_snapshot("latest", &Default::default())
-        .unwrap();
-    let node = lib_find_node(&repo, &snap.tree, &format!("{}/big.bin", src.display())).unwrap();
-    // The chunker's key is random per repository, so the 3 MiB file may be one chunk or
-    // several: damage the middle one, whichever it is.
-    let blob = node.content[node.content.len() / 2];
-    let loc = index.get(BlobType::Data, &blob).unwrap();
-    let pack = env
-        .repo()
-        .join("data")
-        .join(&loc.pack.to_hex()[..2])
-        .join(loc.pack.to_hex());
-    flip(&pack, loc.offset as usize + 100);
+    let (blob, pack) = damage_middle_blob(&env, &format!("{}/big.bin", src.display()));
 
     let t = env.path("r");
     let o = env.run(&["restore", "latest", "--target", t.to_str().unwrap()]);

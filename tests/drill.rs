@@ -5,17 +5,8 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
-use cista::format::BlobType;
-use cista::Index;
 use common::*;
-
-fn flip(path: &Path, pos: usize) {
-    let mut b = fs::read(path).unwrap();
-    b[pos] ^= 0x40;
-    fs::write(path, b).unwrap();
-}
 
 fn setup() -> (Env, std::path::PathBuf) {
     let env = Env::new();
@@ -92,19 +83,7 @@ fn a_failing_drill_command_fails_the_drill_and_keeps_the_tree() {
 #[test]
 fn a_damaged_pack_fails_the_drill_naming_the_file() {
     let (env, src) = setup();
-    let repo = env.open();
-    let index = Index::load(&repo).unwrap();
-    let (_, snap) = repo
-        .resolve_snapshot("latest", &Default::default())
-        .unwrap();
-    let node = lib_find_node(&repo, &snap.tree, &format!("{}/big.bin", src.display())).unwrap();
-    let blob = node.content[node.content.len() / 2];
-    let loc = index.get(BlobType::Data, &blob).unwrap();
-    let hex = loc.pack.to_hex();
-    flip(
-        &env.repo().join("data").join(&hex[..2]).join(&hex),
-        loc.offset as usize + 100,
-    );
+    damage_middle_blob(&env, &format!("{}/big.bin", src.display()));
     let r = env.path("r.json");
     let o = env.run(&["--receipt", r.to_str().unwrap(), "drill"]);
     assert_eq!(o.status.code(), Some(1));

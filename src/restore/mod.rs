@@ -19,6 +19,7 @@ mod files;
 mod meta;
 mod plan;
 mod runs;
+mod tar;
 mod writer;
 
 use std::collections::HashMap;

@@ -393,3 +393,29 @@ pub fn restore_latest_matches(
 ) {
     assert_same_tree(expected, src, &restore_latest(env, dir, src));
 }
+
+/// Flips one bit of the byte at `pos` (or the last byte) of a stored file.
+pub fn flip(path: &Path, pos: usize) {
+    let mut b = fs::read(path).unwrap();
+    let i = pos.min(b.len() - 1);
+    b[i] ^= 0x20;
+    fs::write(path, b).unwrap();
+}
+
+/// Damages the middle data blob of the file at `path` in the latest snapshot of the local
+/// repository (the chunker's key is random per repository, so a large file may be one chunk
+/// or several); returns the blob's id and the damaged pack file.
+pub fn damage_middle_blob(env: &Env, path: &str) -> (cista::Id, PathBuf) {
+    let repo = env.open();
+    let index = cista::Index::load(&repo).unwrap();
+    let (_, snap) = repo
+        .resolve_snapshot("latest", &Default::default())
+        .unwrap();
+    let node = lib_find_node(&repo, &snap.tree, path).unwrap();
+    let blob = node.content[node.content.len() / 2];
+    let loc = index.get(cista::format::BlobType::Data, &blob).unwrap();
+    let hex = loc.pack.to_hex();
+    let pack = env.repo().join("data").join(&hex[..2]).join(&hex);
+    flip(&pack, loc.offset as usize + 100);
+    (blob, pack)
+}
