@@ -590,3 +590,18 @@ fn generate_writes_completions_and_man_pages() {
         .unwrap();
     assert!(!o.status.success());
 }
+
+#[test]
+fn a_usage_error_exits_2_and_runs_nothing() {
+    let env = Env::empty();
+    for args in [
+        &["--bogus", "snapshots"][..],
+        &["backup", "--keep-last", "x"][..],
+        &["frobnicate"][..],
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+    // Nothing ran: no repository was created or opened.
+    assert!(!env.repo().exists());
+}
