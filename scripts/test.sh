@@ -19,5 +19,9 @@ if [ -z "${AZURITE_BLOB:-}" ] && [ ! -x target/test-tools/node_modules/.bin/azur
   mkdir -p target/test-tools
   npm install --prefix target/test-tools --no-audit --no-fund --silent --no-save azurite@3
 fi
+if ! command -v systemd-analyze >/dev/null; then
+  # tests/systemd.rs verifies the example units in docs/systemd/.
+  apt-get update -qq && apt-get install -y -qq systemd >/dev/null
+fi
 cargo test --locked --all-targets
 cargo test --locked --doc
