@@ -89,3 +89,4 @@ pub use prune::PruneOptions;
 pub use prune::{MaxUnused, PrunePlan, PruneReport, RetainedObject};
 pub use repository::{InitOptions, Loaded, OpenOptions, Repository, SnapshotFilter, MAX_KEY_TRIES};
 pub use restore::{RestoreOptions, RestoreSummary};
+pub use util::{Progress, ProgressReading};

@@ -93,6 +93,8 @@ pub struct BackupOptions {
     /// stream or command that yields no bytes fails and saves no snapshot: a failed producer
     /// (`pg_dump … | cista backup --stdin`) must not pass for an empty dump.
     pub allow_empty: bool,
+    /// Counted as files and bytes are read, for a progress display.
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 /// What a backup produced.

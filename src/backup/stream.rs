@@ -99,6 +99,9 @@ impl Archiver<'_> {
             );
             blobs.extend(ids?);
             size += used as u64;
+            if let Some(p) = &self.opts.progress {
+                p.add_bytes(used as u64);
+            }
             if eof {
                 break;
             }

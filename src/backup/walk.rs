@@ -136,11 +136,18 @@ impl Archiver<'_> {
         match n.kind {
             NodeKind::File => {
                 self.c.files.fetch_add(1, Relaxed);
+                if let Some(p) = &self.opts.progress {
+                    p.add_files(1);
+                    p.set_current(&path.to_string_lossy());
+                }
                 if let Some(p) = parent.filter(|p| self.unchanged(&n, p)) {
                     n.content = p.content.clone();
                     n.digest = p.digest;
                     self.c.files_unmodified.fetch_add(1, Relaxed);
                     self.c.bytes.fetch_add(n.size, Relaxed);
+                    if let Some(p) = &self.opts.progress {
+                        p.add_bytes(n.size);
+                    }
                     return Ok(Some(n));
                 }
                 let stored = open_source(path)

@@ -4,12 +4,14 @@
 mod args;
 mod cmd;
 pub(crate) mod outcome;
+mod progress;
 mod render;
 mod run;
 mod setup;
 
 pub(crate) use super::{EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM};
 pub(crate) use args::*;
+pub(crate) use progress::show as show_progress;
 pub(crate) use render::*;
 pub(crate) use run::*;
 pub(crate) use setup::*;

@@ -95,7 +95,7 @@ pub(super) fn write_files(
     owner: bool,
     fail: &Fail,
 ) -> (u64, u64) {
-    let w = Writer::new(dirs, files, owner, fail);
+    let w = Writer::new(dirs, files, owner, fail, opts.progress.as_deref());
     let (places, empty) = place_blobs(index, dirs.items, &w.slots, fail);
     empty.par_iter().for_each(|&si| w.create_empty(si));
     let runs = plan_runs(places.iter().map(|(id, (loc, _))| (*id, *loc)).collect());

@@ -52,6 +52,8 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Restore ownership (default: when running as root).
     pub owner: Option<bool>,
+    /// Counted as files are written, for a progress display (totals set after planning).
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +120,10 @@ pub fn restore(
     let (regular, special): (Vec<usize>, Vec<usize>) = files
         .into_iter()
         .partition(|&i| items[i].node.kind == NodeKind::File);
+    if let Some(p) = &opts.progress {
+        let bytes = regular.iter().map(|&i| items[i].node.size).sum();
+        p.set_totals(regular.len() as u64, bytes);
+    }
     let (nfiles, bytes) = write_files(repo, index, &dirs, &regular, opts, owner, &fail);
     sum.files += nfiles;
     sum.bytes += bytes;

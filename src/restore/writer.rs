@@ -98,6 +98,7 @@ pub(super) struct Writer<'a> {
     open_files: AtomicUsize,
     done: AtomicU64,
     bytes: AtomicU64,
+    progress: Option<&'a crate::util::Progress>,
 }
 
 impl<'a> Writer<'a> {
@@ -107,6 +108,7 @@ impl<'a> Writer<'a> {
         files: &[usize],
         owner: bool,
         fail: &'a Fail<'a>,
+        progress: Option<&'a crate::util::Progress>,
     ) -> Self {
         let slots = files
             .iter()
@@ -124,6 +126,7 @@ impl<'a> Writer<'a> {
             open_files: AtomicUsize::new(0),
             done: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            progress,
         }
     }
 
@@ -157,7 +160,12 @@ impl<'a> Writer<'a> {
         if out.error.is_none() {
             let r = match data {
                 Err(e) => Err(e.clone()),
-                Ok((data, zero)) => self.write_at(&mut out, it, place.offset, data, zero),
+                Ok((data, zero)) => {
+                    if let Some(p) = self.progress {
+                        p.add_bytes(data.len() as u64);
+                    }
+                    self.write_at(&mut out, it, place.offset, data, zero)
+                }
             };
             if let Err(e) = r {
                 out.error = Some(e);
@@ -226,6 +234,10 @@ impl<'a> Writer<'a> {
             Ok(()) => {
                 self.done.fetch_add(1, Relaxed);
                 self.bytes.fetch_add(it.node.size, Relaxed);
+                if let Some(p) = self.progress {
+                    p.add_files(1);
+                    p.set_current(&it.snap_path);
+                }
             }
             Err(e) => {
                 if out.created {

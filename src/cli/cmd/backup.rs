@@ -80,7 +80,13 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
     let source = source(a)?;
     let repo = open(cli)?;
     let ix = indexed(cli, &repo)?;
-    let res = commands::backup(&ix, source, &options(a))?;
+    let mut opts = options(a);
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    opts.progress = Some(progress.clone());
+    let shown = show_progress(cli, "backup", &progress);
+    let res = commands::backup(&ix, source, &opts);
+    drop(shown);
+    let res = res?;
     note(&res);
     for w in &res.warnings {
         report_problem(cli, "error", "archival", w);

@@ -41,7 +41,12 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
         r.tree_id = Some(sp.snapshot.tree.to_hex());
     });
     let t0 = std::time::Instant::now();
-    let sum = commands::restore(&ix, &sp.snapshot, &sp.path, &opts)?;
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    opts.progress = Some(progress.clone());
+    let shown = show_progress(cli, "restore", &progress);
+    let sum = commands::restore(&ix, &sp.snapshot, &sp.path, &opts);
+    drop(shown);
+    let sum = sum?;
     outcome::note_counts([
         ("files_restored", sum.files),
         ("dirs_restored", sum.dirs),
