@@ -362,21 +362,13 @@ fn blobs_repeated_within_and_across_files_restore_everywhere() {
 /// The last blob of the file at `path` in the latest snapshot, damaged in its pack; returns
 /// the blob's and the pack's ids.
 fn damage_last_blob(env: &Env, path: &str) -> (String, String) {
-    let repo = env.open();
-    let index = cista::Index::load(&repo).unwrap();
-    let (_, snap) = repo
-        .resolve_snapshot("latest", &Default::default())
-        .unwrap();
-    let node = lib_find_node(&repo, &snap.tree, path).unwrap();
-    assert!(node.content.len() >= 2, "a multi-blob file");
-    let blob = *node.content.last().unwrap();
-    let loc = index.get(cista::format::BlobType::Data, &blob).unwrap();
-    let hex = loc.pack.to_hex();
-    let pack = env.repo().join("data").join(&hex[..2]).join(&hex);
-    let mut b = fs::read(&pack).unwrap();
-    b[loc.offset as usize + 10] ^= 0x20;
-    fs::write(&pack, b).unwrap();
-    (blob.to_hex(), hex)
+    let last = |c: &[cista::Id]| {
+        assert!(c.len() >= 2, "a multi-blob file");
+        *c.last().unwrap()
+    };
+    let (blob, pack) = damage_blob(env, path, last, 10);
+    let pack = pack.file_name().unwrap().to_string_lossy().into_owned();
+    (blob.to_hex(), pack)
 }
 
 /// `dump` verifies a whole file before writing any of it: a damaged blob (here the last one,

@@ -402,20 +402,31 @@ pub fn flip(path: &Path, pos: usize) {
     fs::write(path, b).unwrap();
 }
 
-/// Damages the middle data blob of the file at `path` in the latest snapshot of the local
-/// repository (the chunker's key is random per repository, so a large file may be one chunk
-/// or several); returns the blob's id and the damaged pack file.
-pub fn damage_middle_blob(env: &Env, path: &str) -> (cista::Id, PathBuf) {
+/// Damages one data blob of the file at `path` in the latest snapshot of the local
+/// repository, the one `pick` chooses from the file's blob list, by flipping the byte `at`
+/// bytes into it; returns the blob's id and the damaged pack file.
+pub fn damage_blob(
+    env: &Env,
+    path: &str,
+    pick: fn(&[cista::Id]) -> cista::Id,
+    at: usize,
+) -> (cista::Id, PathBuf) {
     let repo = env.open();
     let index = cista::Index::load(&repo).unwrap();
     let (_, snap) = repo
         .resolve_snapshot("latest", &Default::default())
         .unwrap();
     let node = lib_find_node(&repo, &snap.tree, path).unwrap();
-    let blob = node.content[node.content.len() / 2];
+    let blob = pick(&node.content);
     let loc = index.get(cista::format::BlobType::Data, &blob).unwrap();
     let hex = loc.pack.to_hex();
     let pack = env.repo().join("data").join(&hex[..2]).join(&hex);
-    flip(&pack, loc.offset as usize + 100);
+    flip(&pack, loc.offset as usize + at);
     (blob, pack)
+}
+
+/// Damages the middle data blob of the file at `path` (the chunker's key is random per
+/// repository, so a large file may be one chunk or several).
+pub fn damage_middle_blob(env: &Env, path: &str) -> (cista::Id, PathBuf) {
+    damage_blob(env, path, |c| c[c.len() / 2], 100)
 }
