@@ -92,26 +92,16 @@ impl Repository {
         hint_given: bool,
         prefetched: Option<(String, Result<KeyFile>)>,
     ) -> Result<(Repository, Id)> {
-        let mut damaged = None;
-        let mut config_err = None;
+        let mut failed = Failures::default();
         let mut tries = 0;
         let mut tried = None;
         if let Some((name, Ok(kf))) = prefetched {
             if kf.params.check().is_ok() {
                 tries += 1;
-                match try_key(&kf, password, config_raw) {
-                    KeyTry::Opened(k) => {
-                        let (keys, config) = *k;
-                        let id = key_name(&name)?;
-                        return Ok((Repository::assemble(be, keys, config, id), id));
-                    }
-                    KeyTry::NotThisKey => {}
-                    KeyTry::Damaged(e) => {
-                        damaged.get_or_insert(e);
-                    }
-                    KeyTry::ConfigFailed(e) => {
-                        config_err.get_or_insert(e);
-                    }
+                if let Some((keys, config)) = try_key(&kf, password, config_raw).opened(&mut failed)
+                {
+                    let id = key_name(&name)?;
+                    return Ok((Repository::assemble(be, keys, config, id), id));
                 }
                 tried = Some(name);
             }
@@ -149,7 +139,7 @@ impl Repository {
             let kf = match checked {
                 Ok(kf) => kf,
                 Err(e) => {
-                    damaged.get_or_insert(e);
+                    failed.damaged.get_or_insert(e);
                     continue;
                 }
             };
@@ -161,22 +151,12 @@ impl Repository {
                 break;
             }
             tries += 1;
-            match try_key(&kf, password, config_raw) {
-                KeyTry::Opened(k) => {
-                    let (keys, config) = *k;
-                    let id = key_name(name)?;
-                    return Ok((Repository::assemble(be, keys, config, id), id));
-                }
-                KeyTry::NotThisKey => {}
-                KeyTry::Damaged(e) => {
-                    damaged.get_or_insert(e);
-                }
-                KeyTry::ConfigFailed(e) => {
-                    config_err.get_or_insert(e);
-                }
+            if let Some((keys, config)) = try_key(&kf, password, config_raw).opened(&mut failed) {
+                let id = key_name(name)?;
+                return Ok((Repository::assemble(be, keys, config, id), id));
             }
         }
-        Err(config_err.or(damaged).unwrap_or(Error::WrongPassword))
+        Err(failed.into_error())
     }
 }
 
@@ -206,6 +186,39 @@ enum KeyTry {
     NotThisKey,
     Damaged(Error),
     ConfigFailed(Error),
+}
+
+/// Why no key file opened the repository so far: the first key file that could not be read
+/// and the first key whose master key did not open the config.
+#[derive(Default)]
+struct Failures {
+    damaged: Option<Error>,
+    config: Option<Error>,
+}
+
+impl Failures {
+    /// A config that no key opens says more than a damaged key file, which says more than a
+    /// wrong password (the right key may be the damaged one).
+    fn into_error(self) -> Error {
+        self.config.or(self.damaged).unwrap_or(Error::WrongPassword)
+    }
+}
+
+impl KeyTry {
+    /// The keys and config when the key opened the repository; otherwise records why not.
+    fn opened(self, failed: &mut Failures) -> Option<(Keys, Config)> {
+        match self {
+            KeyTry::Opened(k) => return Some(*k),
+            KeyTry::NotThisKey => {}
+            KeyTry::Damaged(e) => {
+                failed.damaged.get_or_insert(e);
+            }
+            KeyTry::ConfigFailed(e) => {
+                failed.config.get_or_insert(e);
+            }
+        }
+        None
+    }
 }
 
 /// Reads a key file and checks its storage hash.
