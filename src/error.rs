@@ -106,6 +106,11 @@ pub enum Error {
     #[error("{0}")]
     Command(String),
 
+    /// A profile file (`cista run`) that cannot be read or does not say a valid job; the
+    /// message names the setting to blame (`profiles.nightly.retention.keep-daily`).
+    #[error("profile file {}: {message}", file.display())]
+    Profile { file: PathBuf, message: String },
+
     /// The lock could not be kept fresh; the operation stopped before writing anything that
     /// depends on it.
     #[error("lock lost: {0}")]

@@ -71,7 +71,8 @@ fn main() -> ExitCode {
                 Some(Error::RepoNotFound(_) | Error::ContainerNotFound { .. }) => EXIT_NO_REPO,
                 Some(Error::Locked(_)) => EXIT_LOCKED,
                 Some(Error::WrongPassword) => EXIT_WRONG_PASSWORD,
-                _ => 1,
+                // `cista run`: the exit code of the step that failed.
+                _ => e.downcast_ref::<StepExit>().map_or(1, |s| s.0),
             };
             let text = error_text(&e);
             if cli.json {

@@ -8,66 +8,9 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 
+use common::evidence::*;
 use common::*;
 use sha2::Digest;
-
-fn schema() -> jsonschema::Validator {
-    let raw = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/receipt.schema.json"
-    ))
-    .unwrap();
-    jsonschema::validator_for(&serde_json::from_slice(&raw).unwrap()).unwrap()
-}
-
-/// Reads the receipt at `p` and asserts it validates.
-fn receipt(p: &std::path::Path) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-    let errors: Vec<String> = schema().iter_errors(&v).map(|e| e.to_string()).collect();
-    assert!(
-        errors.is_empty(),
-        "receipt does not match the schema: {errors:#?}\n{v:#}"
-    );
-    v
-}
-
-/// Every sample of a Prometheus text file, as (name{labels}, value); asserts the format.
-fn samples(p: &std::path::Path) -> Vec<(String, f64)> {
-    let text = std::fs::read_to_string(p).unwrap();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# ") {
-            assert!(
-                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
-                "{line}"
-            );
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').expect("name and value");
-        let name_end = series.find('{').unwrap_or(series.len());
-        let name = &series[..name_end];
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "{line}"
-        );
-        if name_end < series.len() {
-            assert!(series.ends_with('}'), "{line}");
-        }
-        out.push((series.to_string(), value.parse().expect("a number")));
-    }
-    out
-}
-
-fn sample(s: &[(String, f64)], name: &str, command: &str) -> Option<f64> {
-    s.iter()
-        .find(|(k, _)| {
-            k.starts_with(&format!("{name}{{")) && k.contains(&format!("command=\"{command}\""))
-        })
-        .map(|(_, v)| *v)
-}
 
 #[test]
 fn backup_receipts_name_the_snapshot_and_tree_and_metrics_count_runs() {

@@ -114,6 +114,7 @@ impl Cmd {
             Cmd::Config { .. } => "config",
             Cmd::Cache { .. } => "cache",
             Cmd::Unlock { .. } => "unlock",
+            Cmd::Run { .. } => "run",
         }
     }
 }
@@ -151,6 +152,21 @@ pub(crate) enum Cmd {
     },
     /// Back up files, standard input, or a command's output.
     Backup(BackupArgs),
+    /// Run a profile's whole job: hooks, backup, copies to the other repositories, retention,
+    /// check and drill, with one receipt and the metrics (profiles: docs/profiles.md).
+    Run {
+        /// The profile (a [profiles.NAME] table of the profile file).
+        name: Option<String>,
+        /// The profile file (default: ~/.config/cista/cista.toml, else /etc/cista/cista.toml).
+        #[arg(long, short = 'c', env = "CISTA_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// List the profiles of the file.
+        #[arg(long, conflicts_with = "name")]
+        list: bool,
+        /// Print the commands and hooks the run would go through; run nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
     /// List snapshots.
     Snapshots {
         #[command(flatten)]

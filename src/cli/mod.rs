@@ -11,6 +11,7 @@ mod setup;
 
 pub(crate) use super::{EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM};
 pub(crate) use args::*;
+pub(crate) use cmd::run::StepExit;
 pub(crate) use progress::show as show_progress;
 pub(crate) use render::*;
 pub(crate) use run::*;

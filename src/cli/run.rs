@@ -9,6 +9,20 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
     match &cli.cmd {
         Cmd::Init { pack_size } => cmd::init::run(cli, *pack_size),
         Cmd::Backup(a) => cmd::backup::run(cli, a),
+        Cmd::Run {
+            name,
+            config,
+            list,
+            dry_run,
+        } => cmd::run::run(
+            cli,
+            cmd::run::Args {
+                name: name.as_deref(),
+                config: config.as_deref(),
+                list: *list,
+                dry_run: *dry_run,
+            },
+        ),
         Cmd::Snapshots { filter, group_by } => {
             cmd::snapshots::run(cli, filter, group_by.as_deref())
         }

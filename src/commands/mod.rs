@@ -17,6 +17,7 @@ mod init;
 mod key;
 mod metrics;
 mod open;
+mod profile;
 mod prune;
 mod receipt;
 mod restore;
@@ -43,10 +44,14 @@ pub use key::{
 };
 pub use metrics::{write_metrics, MetricLabels};
 pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
+pub use profile::{
+    default_profile_files, list_profiles, load_profile, profile_file, CheckSpec, CommandSource,
+    DrillSpec, Hooks, Profile, ProfileRepository, Retention,
+};
 pub use prune::{execute_prune, plan_prune, prune};
 pub use receipt::{
     redact_arguments, redact_location, write_atomic, Artifact, CheckRun, Receipt, RepositoryRef,
-    RunStatus, RECEIPT_SCHEMA, RECEIPT_VERSION,
+    RunStatus, StepRecord, RECEIPT_SCHEMA, RECEIPT_VERSION,
 };
 pub use restore::{dump, ls, restore, DumpReport, LsReport, RestoreReport};
 pub use select::{resolve_snapshot_path, select_snapshots, SnapshotPath};

@@ -121,6 +121,60 @@ pub struct Receipt {
     pub artifacts: Vec<Artifact>,
     pub host: String,
     pub user: String,
+    /// The profile of `cista run NAME` (in its receipt and its steps').
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// `cista run`: each step and hook, in the order they ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step (a cista command) or hook of a `cista run`.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct StepRecord {
+    /// `backup`, `copy`, `forget`, `check`, `drill`, or `hook:run-before` (…).
+    pub name: String,
+    /// The location it worked on, without credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub exit_code: u8,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub duration_seconds: f64,
+    /// The step's own receipt, as it wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<serde_json::Value>,
+}
+
+impl StepRecord {
+    pub fn new(
+        name: &str,
+        exit_code: u8,
+        error: Option<String>,
+        duration_seconds: f64,
+    ) -> StepRecord {
+        StepRecord {
+            name: name.into(),
+            repository: None,
+            exit_code,
+            status: RunStatus::of(exit_code, &error),
+            error,
+            duration_seconds,
+            receipt: None,
+        }
+    }
+}
+
+impl RunStatus {
+    /// 0 is success, 3 (some inputs left out) partial, anything else or an error failure.
+    pub fn of(exit_code: u8, error: &Option<String>) -> RunStatus {
+        match (exit_code, error) {
+            (0, None) => RunStatus::Success,
+            (3, None) => RunStatus::Partial,
+            _ => RunStatus::Failure,
+        }
+    }
 }
 
 impl Receipt {
@@ -147,6 +201,8 @@ impl Receipt {
             artifacts: Vec::new(),
             host: crate::util::hostname(),
             user: crate::util::username(),
+            profile: None,
+            steps: Vec::new(),
         }
     }
 
@@ -155,11 +211,7 @@ impl Receipt {
         self.completed_at = crate::util::now_string();
         self.duration_seconds = duration_seconds;
         self.exit_code = exit_code;
-        self.status = match (exit_code, &error) {
-            (0, None) => RunStatus::Success,
-            (3, None) => RunStatus::Partial,
-            _ => RunStatus::Failure,
-        };
+        self.status = RunStatus::of(exit_code, &error);
         self.error = error;
     }
 

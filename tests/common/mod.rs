@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod azure;
+pub mod evidence;
 pub mod gcs;
 pub mod hooked;
 pub mod jobs;

@@ -16,6 +16,7 @@ pub(crate) mod key;
 pub(crate) mod ls;
 pub(crate) mod prune;
 pub(crate) mod restore;
+pub(crate) mod run;
 pub(crate) mod snapshots;
 pub(crate) mod stats;
 pub(crate) mod tag;
