@@ -191,7 +191,7 @@ fn nightly_database_job_restores_with_psql_and_pg_restore_on_local_disk_and_s3()
 
     // The worst day, from the local repository: a plain dump piped into psql ...
     pg.create_db("restored_app");
-    let dump = cista(
+    let mut dump = cista(
         &env,
         &["-r", &local, "dump", "latest", &format!("/db/{app}.sql")],
     )
@@ -209,10 +209,11 @@ fn nightly_database_job_restores_with_psql_and_pg_restore_on_local_disk_and_s3()
             "-d",
             "restored_app",
         ])
-        .stdin(dump.stdout.unwrap())
+        .stdin(dump.stdout.take().unwrap())
         .stdout(Stdio::null())
         .output()
         .unwrap();
+    assert!(dump.wait().unwrap().success());
     assert!(psql.status.success(), "psql: {}", stderr(&psql));
     assert_eq!(
         table_digest(pg, app, "accounts"),

@@ -15,6 +15,7 @@ pub struct Postgres {
     pub port: u16,
     /// The directory of initdb, postgres, psql, pg_dump and pg_restore.
     pub bin: PathBuf,
+    _watchdog: std::process::Child,
 }
 
 /// The newest installed server's binaries.
@@ -95,7 +96,7 @@ pub fn server() -> &'static Postgres {
             log = dir.join("server.log").display(),
             parent = std::process::id(),
         );
-        Command::new("sh")
+        let watchdog = Command::new("sh")
             .args(["-c", &script])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -110,7 +111,11 @@ pub fn server() -> &'static Postgres {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let pg = Postgres { port, bin };
+        let pg = Postgres {
+            port,
+            bin,
+            _watchdog: watchdog,
+        };
         // Accepting connections is not ready for queries yet during startup.
         while !pg.psql("postgres", "select 1").status.success() {
             assert!(
