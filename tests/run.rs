@@ -407,3 +407,27 @@ fn profiles_are_listed_planned_and_checked_before_anything_runs() {
     let o = j.run(&["run", "nope"]);
     assert!(stderr(&o).contains("no profile \"nope\""), "{}", stderr(&o));
 }
+
+#[test]
+fn the_example_profile_file_loads_and_plans() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cista.example.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_cista"))
+        .args(["run", "nightly", "--dry-run", "-c", file])
+        .output()
+        .unwrap();
+    ok(&o);
+    let plan = String::from_utf8_lossy(&o.stdout).into_owned();
+    for want in [
+        "cista -r /srv/cista --password-file /etc/cista/password ",
+        " backup /etc --tag nightly --exclude /etc/ssl/private --command db/app.sql=",
+        "cista -r s3://backups-offsite/db1 --password-file /etc/cista/password-offsite -o aws_region=eu-central-1 ",
+        " copy --from-repo /srv/cista --from-password-file /etc/cista/password SNAPSHOT",
+        " forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --host ",
+        " check --read-data-subset 5%",
+        " drill SNAPSHOT --exec ",
+        "hook run-on-failure: logger",
+        "timeout: 4h",
+    ] {
+        assert!(plan.contains(want), "{want:?} not in\n{plan}");
+    }
+}
