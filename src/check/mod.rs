@@ -21,6 +21,8 @@ pub use subset::{select_packs, Subset};
 #[non_exhaustive]
 pub struct CheckOptions {
     pub read_data: Option<Subset>,
+    /// Counted as packs are read (`files` are packs here), for a progress display.
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +55,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let roots = structure::snapshots(repo, &rep)?;
     structure::trees(repo, &index, roots, &rep);
     if let Some(subset) = opts.read_data {
-        read_data::read_data(repo, &packs, subset, &rep);
+        read_data::read_data(repo, &packs, subset, opts.progress.as_deref(), &rep);
     }
     Ok(rep.into_report())
 }
@@ -151,6 +153,7 @@ mod tests {
         let repo = mem_repo("f", noise(3 << 20));
         let opts = CheckOptions {
             read_data: Some(Subset::All),
+            ..Default::default()
         };
         let rep = check(&repo, &opts).unwrap();
         assert!(rep.ok(), "{:?}", rep.errors);

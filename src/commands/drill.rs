@@ -26,6 +26,8 @@ pub struct DrillOptions {
     /// A shell command run on the restored tree (`CISTA_DRILL_DIR` names it), e.g. a
     /// `pg_restore` into a scratch database and a smoke query; a non-zero exit fails the drill.
     pub exec: Option<String>,
+    /// Counted as the scratch restore writes files, for a progress display.
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 /// What the drill checked and found.
@@ -81,6 +83,7 @@ pub fn drill(
         target: scratch.path.clone(),
         verify: true,
         owner: Some(false),
+        progress: opts.progress.clone(),
         ..Default::default()
     };
     r.restore = super::restore(ix, snapshot, "", &ro)?;

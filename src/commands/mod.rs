@@ -34,7 +34,7 @@ pub use cache::{cache, CacheOptions, CacheReport};
 pub use cat::{cat, CatKind, CatOutput};
 pub use check::check;
 pub use config::{config, ConfigOptions, ConfigReport};
-pub use copy::{copy, Copied, CopyReport};
+pub use copy::{copy, Copied, CopyOptions, CopyReport};
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
 pub use init::{init, InitReport};

@@ -44,6 +44,7 @@ pub struct PrunePlan {
     /// Superseded leftovers alone are reason enough to write a new index.
     pub(super) has_superseded: bool,
     pub(super) repack_uncompressed: bool,
+    pub(super) progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 /// The per-pack tally: what is used where, before any choice.
@@ -125,6 +126,7 @@ impl PrunePlan {
             old_index,
             has_superseded: !index.superseded_files().is_empty(),
             repack_uncompressed: opts.repack_uncompressed,
+            progress: opts.progress.clone(),
         })
     }
 

@@ -17,7 +17,12 @@ pub(crate) fn run(cli: &Cli, read_data: bool, read_data_subset: Option<&str>) ->
     let l = lock(cli, &repo)?;
     let mut opts = CheckOptions::default();
     opts.read_data = subset;
-    let rep = commands::check(&l, &opts)?;
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    opts.progress = Some(progress.clone());
+    let shown = show_progress(cli, "check", &progress);
+    let rep = commands::check(&l, &opts);
+    drop(shown);
+    let rep = rep?;
     outcome::note_counts([
         ("snapshots", rep.snapshots as u64),
         ("trees", rep.trees as u64),

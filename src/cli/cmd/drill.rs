@@ -41,6 +41,8 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     o.target = a.target.map(|p| p.to_path_buf());
     o.keep = a.keep;
     o.exec = a.exec.map(String::from);
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    o.progress = Some(progress.clone());
     if !cli.quiet && !cli.json {
         eprintln!(
             "drilling snapshot {} of {}",
@@ -48,7 +50,10 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
             short_time(&snap.time)
         );
     }
-    let r = commands::drill(&ix, id, &snap, &o)?;
+    let shown = show_progress(cli, "drill", &progress);
+    let r = commands::drill(&ix, id, &snap, &o);
+    drop(shown);
+    let r = r?;
     note(&r);
     for e in r.restore.errors.iter().chain(&r.problems) {
         report_problem(cli, "error", "drill", e);
