@@ -141,6 +141,40 @@ impl Filter {
     }
 }
 
+/// The host, tag and path filter and a time window, for the commands that select snapshots
+/// (not forget, whose policy already speaks of time, nor drill, whose --newer-than is a
+/// check that fails rather than a filter).
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct Selection {
+    #[command(flatten)]
+    pub(crate) filter: Filter,
+    /// Only snapshots taken before this time (RFC 3339, or a local date or date and time:
+    /// 2026-11-30, '2026-11-30 14:00').
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) before: Option<jiff::Timestamp>,
+    /// Only snapshots newer than this (e.g. 36h, 7d, 8w).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) newer_than: Option<std::time::Duration>,
+}
+
+impl Selection {
+    pub(crate) fn to_lib(&self) -> SnapshotFilter {
+        let mut f = self.filter.to_lib();
+        f.before = self.before;
+        f.after = self.newer_than.map(|d| {
+            let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+            jiff::Timestamp::now()
+                .checked_sub(d)
+                .unwrap_or(jiff::Timestamp::MIN)
+        });
+        f
+    }
+}
+
+pub(crate) fn parse_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    cista::util::parse_instant(s).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Create a new repository.
@@ -154,10 +188,13 @@ pub(crate) enum Cmd {
     /// List snapshots.
     Snapshots {
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
         /// Group the list by host, paths and/or tags.
         #[arg(long, short = 'g')]
         group_by: Option<String>,
+        /// Only the latest N snapshots of each host and paths (restic's --latest).
+        #[arg(long, value_name = "N")]
+        latest: Option<usize>,
     },
     /// Remove snapshots by id or by a retention policy.
     Forget(Box<ForgetArgs>),
@@ -177,7 +214,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         set: Vec<String>,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Copy snapshots from another repository into this one (re-chunked and re-encrypted).
     Copy {
@@ -199,7 +236,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         from_option: Vec<String>,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Show repository statistics.
     Stats {
@@ -209,7 +246,7 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = "restore-size")]
         mode: String,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Restore a snapshot (or SNAPSHOT:SUBPATH) under a target directory.
     Restore {
@@ -230,7 +267,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         verify: bool,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Prove a snapshot restores: tree ids recomputed up to the root, a restore into a scratch
     /// directory with every file read back, metadata and counts compared, then --exec.
@@ -274,7 +311,7 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FORMAT", default_value = "tar", value_parser = ["tar"])]
         archive: String,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// List the files of a snapshot.
     Ls {
@@ -285,7 +322,7 @@ pub(crate) enum Cmd {
         #[arg(short, long)]
         long: bool,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Print a repository object, for debugging.
     Cat {
@@ -461,7 +498,7 @@ pub(crate) struct ForgetArgs {
     /// Keep the last N yearly snapshots.
     #[arg(long, short = 'y', value_parser = parse_count, allow_negative_numbers = true)]
     pub(crate) keep_yearly: Option<i64>,
-    /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
+    /// Keep snapshots within this span (e.g. 2y5m7d3h, 8w) of the latest one.
     #[arg(long, value_parser = parse_within)]
     pub(crate) keep_within: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]

@@ -9,9 +9,11 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
     match &cli.cmd {
         Cmd::Init { pack_size } => cmd::init::run(cli, *pack_size),
         Cmd::Backup(a) => cmd::backup::run(cli, a),
-        Cmd::Snapshots { filter, group_by } => {
-            cmd::snapshots::run(cli, filter, group_by.as_deref())
-        }
+        Cmd::Snapshots {
+            filter,
+            group_by,
+            latest,
+        } => cmd::snapshots::run(cli, filter, group_by.as_deref(), *latest),
         Cmd::Forget(a) => cmd::forget::run(cli, a),
         Cmd::Config { key, value } => cmd::config::run(cli, key.as_deref(), value.as_deref()),
         Cmd::Prune(a) => cmd::prune::run(cli, a),
