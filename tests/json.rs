@@ -108,3 +108,38 @@ fn errors_are_json_lines_on_stderr() {
     assert_eq!(o.status.code(), Some(10));
     assert_eq!(stderr_json(&o).last().unwrap()["code"], 10);
 }
+
+#[test]
+fn find_prints_restic_shapes() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    write(&src.join("a.txt"), b"changed");
+    env.backup(&[&src]);
+    let has = |v: &serde_json::Value, keys: &[&str]| {
+        for k in keys {
+            assert!(v.get(k).is_some(), "{k} missing: {v}");
+        }
+    };
+
+    let (v, _) = lines(&env, &["find", "*.txt"]);
+    assert_eq!(v.len(), 1, "one document");
+    let g = &v[0][0];
+    has(g, &["matches", "hits", "snapshot"]);
+    let m = &g["matches"][0];
+    has(
+        m,
+        &[
+            "path",
+            "permissions",
+            "type",
+            "mode",
+            "mtime",
+            "uid",
+            "gid",
+            "user",
+            "size",
+        ],
+    );
+}

@@ -109,6 +109,7 @@ impl Cmd {
             Cmd::Key { .. } => "key",
             Cmd::Generate(_) => "generate",
             Cmd::Ls { .. } => "ls",
+            Cmd::Find(_) => "find",
             Cmd::Cat { .. } => "cat",
             Cmd::Check { .. } => "check",
             Cmd::Config { .. } => "config",
@@ -324,6 +325,13 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         filter: Selection,
     },
+    /// Find files and directories by name or path in snapshots (newest first), or with
+    /// --blob/--tree the files and directories that hold given ids.
+    ///
+    /// A pattern without `/` is a glob on entry names (`*.conf`); one with `/` is matched
+    /// against whole paths, from the snapshot root when it starts with `/` (`/etc/*.conf`),
+    /// else against any tail of the path (`nginx/*.conf`). `**` spans directories.
+    Find(FindArgs),
     /// Print a repository object, for debugging.
     Cat {
         /// config, key, snapshot, index, tree, blob or pack.
@@ -474,6 +482,39 @@ pub(crate) struct PruneArgs {
     /// Repack packs holding uncompressed blobs, compressing them.
     #[arg(long)]
     pub(crate) repack_uncompressed: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct FindArgs {
+    /// Globs to look for (an entry matching any is shown), or ids with --blob/--tree.
+    #[arg(required = true, value_name = "PATTERN")]
+    pub(crate) patterns: Vec<String>,
+    /// Search only this snapshot (repeatable; default: all matching the filters).
+    #[arg(long, short = 's', value_name = "ID")]
+    pub(crate) snapshot: Vec<String>,
+    /// Only entries modified at or after this time (RFC 3339 or a local date and time).
+    #[arg(long, short = 'O', value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) oldest: Option<jiff::Timestamp>,
+    /// Only entries modified at or before this time.
+    #[arg(long, short = 'N', value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) newest: Option<jiff::Timestamp>,
+    /// Ignore case in patterns.
+    #[arg(long, short = 'i')]
+    pub(crate) ignore_case: bool,
+    /// Long listing: mode, owner, size, time.
+    #[arg(long, short = 'l')]
+    pub(crate) long: bool,
+    /// Search the oldest snapshot first.
+    #[arg(long, short = 'R')]
+    pub(crate) reverse: bool,
+    /// The patterns are data blob ids (or prefixes): show the files holding them.
+    #[arg(long, conflicts_with = "tree")]
+    pub(crate) blob: bool,
+    /// The patterns are tree ids (or prefixes): show the directories they are.
+    #[arg(long)]
+    pub(crate) tree: bool,
+    #[command(flatten)]
+    pub(crate) filter: Selection,
 }
 
 #[derive(clap::Args)]

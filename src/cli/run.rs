@@ -100,6 +100,7 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             long,
             filter,
         } => cmd::ls::run(cli, snapshot, path.as_deref(), *long, filter),
+        Cmd::Find(a) => cmd::find::run(cli, a),
         Cmd::Cat { kind, id } => cmd::cat::run(cli, kind, id.as_deref()),
         Cmd::Check {
             read_data,

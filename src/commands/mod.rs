@@ -12,6 +12,7 @@ mod check;
 mod config;
 mod copy;
 mod drill;
+mod find;
 mod forget;
 mod init;
 mod key;
@@ -35,6 +36,7 @@ pub use check::check;
 pub use config::{config, ConfigOptions, ConfigReport};
 pub use copy::{copy, Copied, CopyReport};
 pub use drill::{drill, DrillOptions, DrillReport};
+pub use find::{find, find_ids, FindOptions, FindReport, FoundObject};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
 pub use init::{init, InitReport};
 pub use key::{

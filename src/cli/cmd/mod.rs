@@ -9,6 +9,7 @@ pub(crate) mod config;
 pub(crate) mod copy;
 pub(crate) mod drill;
 pub(crate) mod dump;
+pub(crate) mod find;
 pub(crate) mod forget;
 pub(crate) mod generate;
 pub(crate) mod init;
