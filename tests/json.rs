@@ -110,7 +110,7 @@ fn errors_are_json_lines_on_stderr() {
 }
 
 #[test]
-fn find_prints_restic_shapes() {
+fn find_and_diff_print_restic_shapes() {
     let env = Env::new();
     let src = env.path("src");
     small_tree(&src);
@@ -140,6 +140,31 @@ fn find_prints_restic_shapes() {
             "gid",
             "user",
             "size",
+        ],
+    );
+
+    let (v, _) = lines(&env, &["diff", "latest", "latest"]);
+    let s = v.last().unwrap();
+    assert_eq!(s["message_type"], "statistics");
+    has(
+        s,
+        &[
+            "source_snapshot",
+            "target_snapshot",
+            "changed_files",
+            "added",
+            "removed",
+        ],
+    );
+    has(
+        &s["added"],
+        &[
+            "files",
+            "dirs",
+            "others",
+            "data_blobs",
+            "tree_blobs",
+            "bytes",
         ],
     );
 }

@@ -110,6 +110,7 @@ impl Cmd {
             Cmd::Generate(_) => "generate",
             Cmd::Ls { .. } => "ls",
             Cmd::Find(_) => "find",
+            Cmd::Diff { .. } => "diff",
             Cmd::Cat { .. } => "cat",
             Cmd::Check { .. } => "check",
             Cmd::Config { .. } => "config",
@@ -332,6 +333,23 @@ pub(crate) enum Cmd {
     /// against whole paths, from the snapshot root when it starts with `/` (`/etc/*.conf`),
     /// else against any tail of the path (`nginx/*.conf`). `**` spans directories.
     Find(FindArgs),
+    /// Show what changed from the first snapshot to the second (each ID or ID:PATH).
+    ///
+    /// Lines start with + (added), - (removed), M (content changed), T (type changed), U
+    /// (metadata only, with --metadata) or ? (content changed with all metadata unchanged:
+    /// bitrot, or a backup that re-read an unchanged file); a summary of counts and blob
+    /// sizes follows. Directories whose trees are identical are skipped without being read.
+    Diff {
+        /// The snapshot to compare from (ID, ID:PATH or latest).
+        from: String,
+        /// The snapshot to compare to.
+        to: String,
+        /// Also show entries whose metadata (mode, owner, times, ...) alone changed.
+        #[arg(long)]
+        metadata: bool,
+        #[command(flatten)]
+        filter: Selection,
+    },
     /// Print a repository object, for debugging.
     Cat {
         /// config, key, snapshot, index, tree, blob or pack.

@@ -101,6 +101,12 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             filter,
         } => cmd::ls::run(cli, snapshot, path.as_deref(), *long, filter),
         Cmd::Find(a) => cmd::find::run(cli, a),
+        Cmd::Diff {
+            from,
+            to,
+            metadata,
+            filter,
+        } => cmd::diff::run(cli, from, to, *metadata, filter),
         Cmd::Cat { kind, id } => cmd::cat::run(cli, kind, id.as_deref()),
         Cmd::Check {
             read_data,

@@ -7,6 +7,7 @@ pub(crate) mod cat;
 pub(crate) mod check;
 pub(crate) mod config;
 pub(crate) mod copy;
+pub(crate) mod diff;
 pub(crate) mod drill;
 pub(crate) mod dump;
 pub(crate) mod find;
