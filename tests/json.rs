@@ -110,7 +110,7 @@ fn errors_are_json_lines_on_stderr() {
 }
 
 #[test]
-fn find_and_diff_print_restic_shapes() {
+fn find_diff_and_manifest_print_restic_shapes() {
     let env = Env::new();
     let src = env.path("src");
     small_tree(&src);
@@ -167,4 +167,8 @@ fn find_and_diff_print_restic_shapes() {
             "bytes",
         ],
     );
+
+    let (v, _) = lines(&env, &["manifest", "latest"]);
+    has(&v[0], &["path", "digest", "size"]);
+    assert_eq!(v.last().unwrap()["message_type"], "summary");
 }

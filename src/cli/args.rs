@@ -111,6 +111,7 @@ impl Cmd {
             Cmd::Ls { .. } => "ls",
             Cmd::Find(_) => "find",
             Cmd::Diff { .. } => "diff",
+            Cmd::Manifest { .. } => "manifest",
             Cmd::Cat { .. } => "cat",
             Cmd::Check { .. } => "check",
             Cmd::Config { .. } => "config",
@@ -347,6 +348,21 @@ pub(crate) enum Cmd {
         /// Also show entries whose metadata (mode, owner, times, ...) alone changed.
         #[arg(long)]
         metadata: bool,
+        #[command(flatten)]
+        filter: Selection,
+    },
+    /// Print each regular file's BLAKE3 digest and path in b3sum's format, for
+    /// `cd RESTORED && b3sum -c MANIFEST`.
+    ///
+    /// Paths are relative to PATH (the snapshot root by default), as a restore of the same
+    /// path lays them out under its target; names b3sum escapes are escaped as b3sum does (a
+    /// line starting with \). The digests are those the backup recorded, so only trees are
+    /// read; a file whose node records none (the format allows it) is read and hashed.
+    Manifest {
+        /// The snapshot (ID, ID:PATH or latest).
+        snapshot: String,
+        /// Only below this path.
+        path: Option<String>,
         #[command(flatten)]
         filter: Selection,
     },

@@ -107,6 +107,11 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             metadata,
             filter,
         } => cmd::diff::run(cli, from, to, *metadata, filter),
+        Cmd::Manifest {
+            snapshot,
+            path,
+            filter,
+        } => cmd::manifest::run(cli, snapshot, path.as_deref(), filter),
         Cmd::Cat { kind, id } => cmd::cat::run(cli, kind, id.as_deref()),
         Cmd::Check {
             read_data,

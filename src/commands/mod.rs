@@ -17,6 +17,7 @@ mod find;
 mod forget;
 mod init;
 mod key;
+mod manifest;
 mod metrics;
 mod open;
 mod prune;
@@ -45,6 +46,7 @@ pub use key::{
     key_add, key_list, key_passwd, key_remove, KeyAddOptions, KeyInfo, KeyListReport,
     KeyRemoveOptions, KeyRemoveReport,
 };
+pub use manifest::{manifest, ManifestEntry, ManifestReport};
 pub use metrics::{write_metrics, MetricLabels};
 pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
 pub use prune::{execute_prune, plan_prune, prune};

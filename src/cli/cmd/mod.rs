@@ -16,6 +16,7 @@ pub(crate) mod generate;
 pub(crate) mod init;
 pub(crate) mod key;
 pub(crate) mod ls;
+pub(crate) mod manifest;
 pub(crate) mod prune;
 pub(crate) mod restore;
 pub(crate) mod snapshots;
