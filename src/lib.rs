@@ -79,7 +79,7 @@ pub use backend::{default_cache_dir, Backend, CacheDir, RequestCounts, RequestSt
 pub use backup::{BackupOptions, BackupResult, NamedCommand, Source};
 pub use check::{CheckOptions, CheckReport, Subset};
 pub use error::{Error, Result};
-pub use format::{ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree};
+pub use format::{BlobType, ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree};
 pub use id::{BlobId, Id, PackId, SnapshotId, TreeId};
 pub use index::Index;
 pub use lock::{release_all as release_all_locks, LockGuard};

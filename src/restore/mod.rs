@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+pub(crate) use dump::content_digest;
 pub use dump::{dump, ArchiveFormat, DumpOptions, DumpSummary};
 
 use crate::error::Result;

@@ -13,7 +13,7 @@ pub(crate) struct From<'a> {
     pub(crate) password: PasswordSource,
 }
 
-pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Filter) -> Result<u8> {
+pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Selection) -> Result<u8> {
     let mut so = StoreOptions::new(from.repo);
     so.options = key_values(from.options)?;
     so.limit_download = cli.limit_download;

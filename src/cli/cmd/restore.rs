@@ -14,7 +14,7 @@ pub(crate) struct Args<'a> {
     pub(crate) exclude: &'a [String],
     pub(crate) sparse: bool,
     pub(crate) verify: bool,
-    pub(crate) filter: &'a Filter,
+    pub(crate) filter: &'a Selection,
 }
 
 pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
