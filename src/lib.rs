@@ -88,5 +88,5 @@ pub use problem::{ObjectKind, ObjectRef, Problem, ProblemKind};
 pub use prune::PruneOptions;
 pub use prune::{MaxUnused, PrunePlan, PruneReport, RetainedObject};
 pub use repository::{InitOptions, Loaded, OpenOptions, Repository, SnapshotFilter, MAX_KEY_TRIES};
-pub use restore::{RestoreOptions, RestoreSummary};
+pub use restore::{ItemAction, OnItem, Overwrite, RestoreOptions, RestoreSummary};
 pub use util::{Progress, ProgressReading};

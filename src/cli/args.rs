@@ -285,6 +285,20 @@ pub(crate) enum Cmd {
         /// Read every restored file back and check it against the snapshot.
         #[arg(long)]
         verify: bool,
+        /// Change nothing: report what would be restored, updated, left unchanged and deleted
+        /// (-vv: each path). Existing files are still read to compare them.
+        #[arg(long, conflicts_with = "verify")]
+        dry_run: bool,
+        /// When to replace a file that exists: always (unless its content already matches),
+        /// if-changed (size or mtime differ, else taken as matching), if-newer (the snapshot's
+        /// mtime is newer), never.
+        #[arg(long, value_name = "WHEN", default_value = "always",
+              value_parser = ["always", "if-changed", "if-newer", "never"])]
+        overwrite: String,
+        /// Remove what the target holds and the snapshot does not, in the directories restored
+        /// and where --include/--exclude select it (see first with --dry-run -vv).
+        #[arg(long)]
+        delete: bool,
         #[command(flatten)]
         filter: Selection,
     },
