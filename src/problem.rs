@@ -63,6 +63,10 @@ pub enum ProblemKind {
     /// Backup: a source file or directory (or an attribute of one) could not be read; the
     /// snapshot lacks it.
     SourceUnreadable,
+    /// Backup: a source file changed while it was read, and again while it was read a second
+    /// time; the second read is stored, which may mix the file's old and new contents (borg's
+    /// "file changed while we backed it up").
+    SourceChanged,
     /// Backup notice: blobs the backup reused were deleted while it ran (a prune took its
     /// lock for stale); it ran again and stored them anew.
     DeletedDuringBackup,
@@ -307,6 +311,7 @@ mod tests {
             (ProblemKind::UnindexedPack, "unindexed_pack"),
             (ProblemKind::DeletedDuringBackup, "deleted_during_backup"),
             (ProblemKind::SourceUnreadable, "source_unreadable"),
+            (ProblemKind::SourceChanged, "source_changed"),
             (ProblemKind::MetadataFailed, "metadata_failed"),
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), s);

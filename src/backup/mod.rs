@@ -10,6 +10,7 @@
 mod command;
 mod copy;
 mod excludes;
+mod file;
 mod reconcile;
 mod source;
 mod stream;
@@ -105,7 +106,8 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
     pub summary: Summary,
     /// Source files that could not be read, each with the reason (`SourceUnreadable`, its
-    /// `path` the source path).
+    /// `path` the source path), and files that changed while read twice (`SourceChanged`):
+    /// the CLI's exit 3.
     pub warnings: Vec<Problem>,
     /// Damage found in the repository and worked around (the snapshot is complete): packs
     /// missing or short, parent trees that could not be loaded, blobs deleted while it ran.
@@ -147,6 +149,8 @@ struct Archiver<'a> {
     dry_run: bool,
     /// Files being read in more than one piece right now (see `store_stream`).
     big_streams: AtomicU64,
+    #[cfg(test)]
+    after_read: Option<file::ReadHook>,
 }
 
 impl<'a> Archiver<'a> {
@@ -170,6 +174,8 @@ impl<'a> Archiver<'a> {
             names: Mutex::new((HashMap::new(), HashMap::new())),
             dry_run: opts.dry_run,
             big_streams: AtomicU64::new(0),
+            #[cfg(test)]
+            after_read: file::AFTER_READ.get(),
         })
     }
 

@@ -10,8 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use rayon::prelude::*;
 
-use super::source::{kind_of, list_dir, ns, open_source};
-use super::stream::FileErr;
+use super::source::{kind_of, list_dir, ns};
 use super::Archiver;
 use crate::error::{Error, Result};
 use crate::format::{BlobType, Node, NodeKind, Tree, Xattr};
@@ -150,21 +149,8 @@ impl Archiver<'_> {
                     }
                     return Ok(Some(n));
                 }
-                let stored = open_source(path)
-                    .map_err(FileErr::Source)
-                    .and_then(|mut f| self.store_stream(&mut f, n.size));
-                match stored {
-                    Ok(c) => {
-                        // A file that grew or shrank while read is stored as read.
-                        n.size = c.size;
-                        n.content = c.blobs;
-                        n.digest = Some(c.digest);
-                    }
-                    Err(FileErr::Source(e)) => {
-                        self.warn(path, "read", e);
-                        return Ok(None);
-                    }
-                    Err(FileErr::Fatal(e)) => return Err(e),
+                if !self.read_file(path, &mut n, &m)? {
+                    return Ok(None);
                 }
                 match parent {
                     Some(p) if p.kind == NodeKind::File && p.content == n.content => {

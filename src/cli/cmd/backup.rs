@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use cista::commands::{self, Artifact};
-use cista::{BackupOptions, NamedCommand, Source};
+use cista::{BackupOptions, NamedCommand, ProblemKind, Source};
 
 use crate::cli::*;
 
@@ -88,22 +88,46 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
     drop(shown);
     let res = res?;
     note(&res);
+    let (changed, unreadable) = partial(&res);
     for w in &res.warnings {
-        report_problem(cli, "error", "archival", w);
+        let level = match w.kind {
+            ProblemKind::SourceChanged => "warning",
+            _ => "error",
+        };
+        report_problem(cli, level, "archival", w);
     }
     // Repository damage the backup worked around: the snapshot is complete, so no exit 3.
     for n in &res.notices {
         report_problem(cli, "warning", "archival", n);
     }
     render(cli, a, &res)?;
-    if !res.warnings.is_empty() {
+    if unreadable > 0 {
         eprintln!(
-            "warning: {} source files could not be read; the snapshot is incomplete",
-            res.warnings.len()
+            "warning: {unreadable} source files could not be read; the snapshot is incomplete"
         );
-        return Ok(EXIT_PARTIAL);
     }
-    Ok(0)
+    if changed > 0 {
+        eprintln!(
+            "warning: {changed} files changed while they were read (twice); they are stored \
+             as read the second time"
+        );
+    }
+    Ok(if res.warnings.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// How many warnings are of files that changed while read, and how many of the others
+/// (files, directories or attributes that could not be read).
+fn partial(res: &commands::BackupReport) -> (u64, u64) {
+    let changed = res
+        .warnings
+        .iter()
+        .filter(|w| w.kind == ProblemKind::SourceChanged)
+        .count() as u64;
+    (changed, res.warnings.len() as u64 - changed)
 }
 
 /// What the receipt says of a backup.
@@ -135,7 +159,8 @@ fn note(res: &commands::BackupReport) {
         ("data_added_packed", s.data_added_packed),
         ("total_files_processed", s.total_files_processed),
         ("total_bytes_processed", s.total_bytes_processed),
-        ("unreadable_files", res.warnings.len() as u64),
+        ("unreadable_files", partial(res).1),
+        ("files_changed_while_read", partial(res).0),
     ]);
 }
 
@@ -162,6 +187,7 @@ fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()>
             "snapshot_id": res.snapshot_id,
             "parent": res.snapshot.parent,
             "errors": res.warnings.len(),
+            "files_changed_while_read": partial(res).0,
             "dry_run": a.dry_run,
             "requests": store_requests(),
         }))?;
