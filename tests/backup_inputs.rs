@@ -1,5 +1,5 @@
-//! What a backup takes in: files that change while read (exit 3), checked against what the
-//! snapshot holds.
+//! What a backup takes in: files that change while read (exit 3) and `--skip-if-unchanged`,
+//! checked against what the snapshot holds.
 
 mod common;
 
@@ -105,4 +105,36 @@ fn a_file_appended_to_while_read_is_named_and_exits_3() {
     let dumped = env.run(&["dump", "latest", log.to_str().unwrap()]);
     assert!(dumped.status.success(), "{}", stderr(&dumped));
     assert!(dumped.stdout.len() > 32 << 20, "{}", dumped.stdout.len());
+}
+
+/// The directories above the source are in the snapshot's tree too, so they must not change
+/// between the two backups: the source lives below the build's own temporary directory
+/// rather than /tmp, whose mtime other tests move.
+#[test]
+fn skip_if_unchanged_saves_no_snapshot_when_nothing_changed() {
+    let env = Env::new();
+    let dir = tempfile::Builder::new()
+        .prefix("skip-if-unchanged")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let src = dir.path().join("src");
+    small_tree(&src);
+    let s = src.to_str().unwrap();
+    let first = env.json(&["backup", "--skip-if-unchanged", s]);
+    assert!(first["snapshot_id"].is_string(), "no parent: saved");
+    assert_eq!(first["skipped"], false);
+    let second = env.json(&["backup", "--skip-if-unchanged", s]);
+    assert_eq!(second["snapshot_id"], serde_json::Value::Null, "{second}");
+    assert_eq!(second["skipped"], true);
+    assert_eq!(env.count("snapshots"), 1);
+    let text = env.ok(&["backup", "--skip-if-unchanged", s]);
+    assert!(text.contains("skipped creating snapshot"), "{text}");
+    assert_eq!(env.count("snapshots"), 1);
+    // Without the flag, or after a change, a snapshot is saved.
+    env.ok(&["backup", s]);
+    assert_eq!(env.count("snapshots"), 2);
+    write(&src.join("new"), b"new");
+    let third = env.json(&["backup", "--skip-if-unchanged", s]);
+    assert!(third["snapshot_id"].is_string(), "{third}");
+    assert_eq!(env.count("snapshots"), 3);
 }

@@ -76,6 +76,9 @@ pub struct BackupOptions {
     /// Glob patterns; a pattern without `/` matches any file name, one with `/` a whole path.
     pub excludes: Vec<String>,
     pub exclude_files: Vec<PathBuf>,
+    /// Save no snapshot when its tree is the parent snapshot's (restic 0.17's
+    /// `--skip-if-unchanged`): the result has no `snapshot_id` and `skipped` set.
+    pub skip_if_unchanged: bool,
     pub one_file_system: bool,
     /// Snapshot time (RFC 3339); default now.
     pub time: Option<String>,
@@ -102,8 +105,12 @@ pub struct BackupOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct BackupResult {
+    /// `None` for a dry run, or when skipped.
     pub snapshot_id: Option<SnapshotId>,
+    /// The snapshot as saved (or as it would have been).
     pub snapshot: Snapshot,
+    /// `skip_if_unchanged` was set and nothing changed since the parent: no snapshot saved.
+    pub skipped: bool,
     pub summary: Summary,
     /// Source files that could not be read, each with the reason (`SourceUnreadable`, its
     /// `path` the source path), and files that changed while read twice (`SourceChanged`):
@@ -269,15 +276,13 @@ pub fn backup(
     }
 }
 
+/// A root tree, the snapshot's paths, and the parent it was compared with (its id and tree).
+type Rooted = (Tree, Vec<String>, Option<(SnapshotId, TreeId)>);
+
 /// The snapshot's root tree, its paths and the parent it was compared with: the walked
 /// targets, one file holding a stream or a command's output, or both targets and named
 /// commands' outputs (a command that fails saves nothing).
-fn root_tree(
-    a: &Archiver,
-    source: Source,
-    opts: &BackupOptions,
-    host: &str,
-) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+fn root_tree(a: &Archiver, source: Source, opts: &BackupOptions, host: &str) -> Result<Rooted> {
     Ok(match source {
         Source::Paths(paths) => {
             if paths.is_empty() {
@@ -334,7 +339,7 @@ fn paths_tree(
     opts: &BackupOptions,
     host: &str,
     extra: &[String],
-) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+) -> Result<Rooted> {
     let mut shown: Vec<String> = abs
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -352,7 +357,7 @@ fn paths_tree(
     } else {
         a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
     };
-    Ok((tree, shown, parent.map(|p| p.0)))
+    Ok((tree, shown, parent.map(|(id, s)| (id, s.tree))))
 }
 
 /// `Source::Mixed`: the named commands run first (a failure stops the backup before the
@@ -363,7 +368,7 @@ fn mixed_tree(
     commands: &[NamedCommand],
     opts: &BackupOptions,
     host: &str,
-) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+) -> Result<Rooted> {
     if paths.is_empty() && commands.is_empty() {
         return Err(Error::Invalid(
             "nothing to back up: no paths or commands given".into(),
@@ -438,10 +443,11 @@ fn run_backup(
     let a = Archiver::new(repo, index, opts)?;
     a.notices.lock().unwrap().extend(pack_notes);
 
-    let (root, paths, parent_id) = root_tree(&a, source, opts, &host)?;
+    let (root, paths, parent) = root_tree(&a, source, opts, &host)?;
 
     let mut root = root;
     let tree_id = a.add_blob(BlobType::Tree, &root.encode())?;
+    let skipped = opts.skip_if_unchanged && parent.is_some_and(|(_, t)| t == tree_id);
     if !opts.dry_run {
         a.saver.flush()?;
     }
@@ -465,12 +471,12 @@ fn run_backup(
         uid,
         gid,
         tags,
-        parent: parent_id,
+        parent: parent.map(|(id, _)| id),
         program_version: format!("cista {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary.clone()),
         original: None,
     };
-    let snapshot_id = if opts.dry_run {
+    let snapshot_id = if opts.dry_run || skipped {
         None
     } else {
         let ours = a.saver.index_files();
@@ -488,6 +494,7 @@ fn run_backup(
     Ok(Attempt::Saved(Box::new(BackupResult {
         snapshot_id,
         snapshot,
+        skipped,
         summary,
         warnings,
         notices,

@@ -509,6 +509,9 @@ pub(crate) struct BackupArgs {
     /// Read exclude patterns from this file (repeatable).
     #[arg(long)]
     pub(crate) exclude_file: Vec<PathBuf>,
+    /// Save no snapshot when nothing changed since the parent snapshot.
+    #[arg(long)]
+    pub(crate) skip_if_unchanged: bool,
     /// Do not cross filesystem boundaries.
     #[arg(long, short = 'x')]
     pub(crate) one_file_system: bool,

@@ -64,6 +64,7 @@ fn options(a: &BackupArgs) -> BackupOptions {
     o.host = a.host.clone();
     o.excludes = a.exclude.clone();
     o.exclude_files = a.exclude_file.clone();
+    o.skip_if_unchanged = a.skip_if_unchanged;
     o.one_file_system = a.one_file_system;
     o.time = a.time.clone();
     o.parent = a.parent.clone();
@@ -96,7 +97,8 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
         };
         report_problem(cli, level, "archival", w);
     }
-    // Repository damage the backup worked around: the snapshot is complete, so no exit 3.
+    // What the backup worked around (repository damage, listed paths that do not exist, tag
+    // files without their header): the snapshot is complete, so no exit 3.
     for n in &res.notices {
         report_problem(cli, "warning", "archival", n);
     }
@@ -161,6 +163,7 @@ fn note(res: &commands::BackupReport) {
         ("total_bytes_processed", s.total_bytes_processed),
         ("unreadable_files", partial(res).1),
         ("files_changed_while_read", partial(res).0),
+        ("snapshot_skipped", u64::from(res.skipped)),
     ]);
 }
 
@@ -188,6 +191,7 @@ fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()>
             "parent": res.snapshot.parent,
             "errors": res.warnings.len(),
             "files_changed_while_read": partial(res).0,
+            "skipped": res.skipped,
             "dry_run": a.dry_run,
             "requests": store_requests(),
         }))?;
@@ -213,7 +217,8 @@ fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()>
         );
         match res.snapshot_id {
             Some(id) => println!("snapshot {} saved", id.short()),
-            None => println!("dry run: no snapshot saved"),
+            None if a.dry_run => println!("dry run: no snapshot saved"),
+            None => println!("skipped creating snapshot: nothing changed since the parent"),
         }
     }
     Ok(())
