@@ -14,6 +14,7 @@ mod file;
 mod reconcile;
 mod source;
 mod stream;
+mod targets;
 mod walk;
 
 pub use command::NamedCommand;
@@ -76,6 +77,26 @@ pub struct BackupOptions {
     /// Glob patterns; a pattern without `/` matches any file name, one with `/` a whole path.
     pub excludes: Vec<String>,
     pub exclude_files: Vec<PathBuf>,
+    /// As `excludes` and `exclude_files`, matched ignoring case (`--iexclude`,
+    /// `--iexclude-file`).
+    pub iexcludes: Vec<String>,
+    pub iexclude_files: Vec<PathBuf>,
+    /// `NAME[:HEADER]`: a directory holding a file NAME (that starts with HEADER, when one is
+    /// given) is kept with only that file (`--exclude-if-present`, as restic).
+    pub exclude_if_present: Vec<String>,
+    /// `exclude_if_present` for `CACHEDIR.TAG` with the signature of the Cache Directory
+    /// Tagging Specification.
+    pub exclude_caches: bool,
+    /// Leave out anything but directories larger than this many bytes.
+    pub exclude_larger_than: Option<u64>,
+    /// Files listing more targets for `Source::Paths` and `Source::Mixed`, as restic's
+    /// `--files-from` (a line each; trimmed; blank and `#` lines skipped; globs expanded),
+    /// `--files-from-verbatim` (a line each, as it is) and `--files-from-raw` (each name ended
+    /// by a NUL byte). A listed path that does not exist, or a pattern matching nothing, is
+    /// skipped with a notice (`SourceSkipped`).
+    pub files_from: Vec<PathBuf>,
+    pub files_from_verbatim: Vec<PathBuf>,
+    pub files_from_raw: Vec<PathBuf>,
     /// Save no snapshot when its tree is the parent snapshot's (restic 0.17's
     /// `--skip-if-unchanged`): the result has no `snapshot_id` and `skipped` set.
     pub skip_if_unchanged: bool,
@@ -116,8 +137,10 @@ pub struct BackupResult {
     /// `path` the source path), and files that changed while read twice (`SourceChanged`):
     /// the CLI's exit 3.
     pub warnings: Vec<Problem>,
-    /// Damage found in the repository and worked around (the snapshot is complete): packs
-    /// missing or short, parent trees that could not be loaded, blobs deleted while it ran.
+    /// What the backup worked around, the snapshot being complete: damage in the repository
+    /// (packs missing or short, parent trees that could not be loaded, blobs deleted while it
+    /// ran), listed targets that do not exist (`SourceSkipped`) and exclusion tag files that
+    /// could not be read or lack their header (`TagFileInvalid`).
     pub notices: Vec<Problem>,
     /// The streams stored (standard input, a command's output): file name, bytes, digests.
     pub streams: Vec<(String, StreamDigest)>,
@@ -176,7 +199,7 @@ impl<'a> Archiver<'a> {
             notices: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
             distrusted: Mutex::new(HashSet::new()),
-            excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
+            excludes: Excludes::new(opts)?,
             opts,
             names: Mutex::new((HashMap::new(), HashMap::new())),
             dry_run: opts.dry_run,
@@ -283,8 +306,23 @@ type Rooted = (Tree, Vec<String>, Option<(SnapshotId, TreeId)>);
 /// targets, one file holding a stream or a command's output, or both targets and named
 /// commands' outputs (a command that fails saves nothing).
 fn root_tree(a: &Archiver, source: Source, opts: &BackupOptions, host: &str) -> Result<Rooted> {
+    let lists = [
+        &opts.files_from,
+        &opts.files_from_verbatim,
+        &opts.files_from_raw,
+    ];
+    if lists.iter().any(|l| !l.is_empty())
+        && matches!(source, Source::Reader { .. } | Source::Command { .. })
+    {
+        return Err(Error::Invalid(
+            "--files-from, --files-from-verbatim and --files-from-raw cannot be used with \
+             --stdin or --stdin-from-command"
+                .into(),
+        ));
+    }
     Ok(match source {
         Source::Paths(paths) => {
+            let paths = a.with_listed(paths, false)?;
             if paths.is_empty() {
                 return Err(Error::Invalid("nothing to back up: no paths given".into()));
             }
@@ -312,7 +350,10 @@ fn root_tree(a: &Archiver, source: Source, opts: &BackupOptions, host: &str) -> 
             )?;
             (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
         }
-        Source::Mixed { paths, commands } => mixed_tree(a, &paths, &commands, opts, host)?,
+        Source::Mixed { paths, commands } => {
+            let paths = a.with_listed(paths, !commands.is_empty())?;
+            mixed_tree(a, &paths, &commands, opts, host)?
+        }
     })
 }
 

@@ -131,6 +131,9 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
+        if self.excludes.too_large(&m) {
+            return Ok(None);
+        }
         let mut n = self.node_from_meta(name, path, &m);
         match n.kind {
             NodeKind::File => {
@@ -220,6 +223,10 @@ impl Archiver<'_> {
             }
         };
         names.sort();
+        let has = |t: &[u8]| names.binary_search_by(|n| n.as_slice().cmp(t)).is_ok();
+        if let Some(tags) = self.tags_of(path, has) {
+            names.retain(|n| tags.iter().all(|t| t == n));
+        }
         let nodes = names
             .into_par_iter()
             .map(|name| {
@@ -240,6 +247,13 @@ impl Archiver<'_> {
         trie: &Trie,
         parent: Option<&Tree>,
     ) -> Result<Tree> {
+        // Targets in a tagged directory are left out as its other entries would be.
+        let tags = match trie.children.iter().any(|c| c.1.target) {
+            true => self.tags_of(prefix, |t| {
+                fs::symlink_metadata(prefix.join(OsStr::from_bytes(t))).is_ok()
+            }),
+            false => None,
+        };
         let nodes = trie
             .children
             .par_iter()
@@ -247,6 +261,9 @@ impl Archiver<'_> {
                 let path = prefix.join(OsStr::from_bytes(name));
                 let pn = parent.and_then(|t| t.find(name));
                 if child.target {
+                    if tags.as_ref().is_some_and(|t| t.iter().any(|t| t != name)) {
+                        return Ok(None);
+                    }
                     let m = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
                     return self.entry(&path, name.clone(), pn, m.dev());
                 }

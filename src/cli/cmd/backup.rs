@@ -51,8 +51,12 @@ fn source(a: &BackupArgs) -> Result<Source> {
             reader: Box::new(std::io::stdin()),
         }
     } else {
-        if a.paths.is_empty() {
-            bail!("nothing to back up: give paths, --command, --stdin or --stdin-from-command");
+        let listed = [&a.files_from, &a.files_from_verbatim, &a.files_from_raw];
+        if a.paths.is_empty() && listed.iter().all(|l| l.is_empty()) {
+            bail!(
+                "nothing to back up: give paths, --files-from, --command, --stdin or \
+                 --stdin-from-command"
+            );
         }
         Source::Paths(a.paths.clone())
     })
@@ -64,6 +68,14 @@ fn options(a: &BackupArgs) -> BackupOptions {
     o.host = a.host.clone();
     o.excludes = a.exclude.clone();
     o.exclude_files = a.exclude_file.clone();
+    o.iexcludes = a.iexclude.clone();
+    o.iexclude_files = a.iexclude_file.clone();
+    o.exclude_caches = a.exclude_caches;
+    o.exclude_if_present = a.exclude_if_present.clone();
+    o.exclude_larger_than = a.exclude_larger_than;
+    o.files_from = a.files_from.clone();
+    o.files_from_verbatim = a.files_from_verbatim.clone();
+    o.files_from_raw = a.files_from_raw.clone();
     o.skip_if_unchanged = a.skip_if_unchanged;
     o.one_file_system = a.one_file_system;
     o.time = a.time.clone();
