@@ -63,6 +63,16 @@ pub enum ProblemKind {
     /// Backup: a source file or directory (or an attribute of one) could not be read; the
     /// snapshot lacks it.
     SourceUnreadable,
+    /// Backup: a source file changed while it was read, and again while it was read a second
+    /// time; the second read is stored, which may mix the file's old and new contents (borg's
+    /// "file changed while we backed it up").
+    SourceChanged,
+    /// Backup notice: a path listed by `--files-from-verbatim`/`--files-from-raw` does not
+    /// exist, or a `--files-from` line matches nothing; it was skipped, as restic does.
+    SourceSkipped,
+    /// Backup notice: an exclusion tag file (`--exclude-if-present`, `--exclude-caches`) could
+    /// not be read or lacks the header given, so its directory was backed up whole.
+    TagFileInvalid,
     /// Backup notice: blobs the backup reused were deleted while it ran (a prune took its
     /// lock for stale); it ran again and stored them anew.
     DeletedDuringBackup,
@@ -309,6 +319,9 @@ mod tests {
             (ProblemKind::UnindexedPack, "unindexed_pack"),
             (ProblemKind::DeletedDuringBackup, "deleted_during_backup"),
             (ProblemKind::SourceUnreadable, "source_unreadable"),
+            (ProblemKind::SourceChanged, "source_changed"),
+            (ProblemKind::SourceSkipped, "source_skipped"),
+            (ProblemKind::TagFileInvalid, "tag_file_invalid"),
             (ProblemKind::MetadataFailed, "metadata_failed"),
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), s);

@@ -10,9 +10,11 @@
 mod command;
 mod copy;
 mod excludes;
+mod file;
 mod reconcile;
 mod source;
 mod stream;
+mod targets;
 mod walk;
 
 pub use command::NamedCommand;
@@ -75,6 +77,29 @@ pub struct BackupOptions {
     /// Glob patterns; a pattern without `/` matches any file name, one with `/` a whole path.
     pub excludes: Vec<String>,
     pub exclude_files: Vec<PathBuf>,
+    /// As `excludes` and `exclude_files`, matched ignoring case (`--iexclude`,
+    /// `--iexclude-file`).
+    pub iexcludes: Vec<String>,
+    pub iexclude_files: Vec<PathBuf>,
+    /// `NAME[:HEADER]`: a directory holding a file NAME (that starts with HEADER, when one is
+    /// given) is kept with only that file (`--exclude-if-present`, as restic).
+    pub exclude_if_present: Vec<String>,
+    /// `exclude_if_present` for `CACHEDIR.TAG` with the signature of the Cache Directory
+    /// Tagging Specification.
+    pub exclude_caches: bool,
+    /// Leave out anything but directories larger than this many bytes.
+    pub exclude_larger_than: Option<u64>,
+    /// Files listing more targets for `Source::Paths` and `Source::Mixed`, as restic's
+    /// `--files-from` (a line each; trimmed; blank and `#` lines skipped; globs expanded),
+    /// `--files-from-verbatim` (a line each, as it is) and `--files-from-raw` (each name ended
+    /// by a NUL byte). A listed path that does not exist, or a pattern matching nothing, is
+    /// skipped with a notice (`SourceSkipped`).
+    pub files_from: Vec<PathBuf>,
+    pub files_from_verbatim: Vec<PathBuf>,
+    pub files_from_raw: Vec<PathBuf>,
+    /// Save no snapshot when its tree is the parent snapshot's (restic 0.17's
+    /// `--skip-if-unchanged`): the result has no `snapshot_id` and `skipped` set.
+    pub skip_if_unchanged: bool,
     pub one_file_system: bool,
     /// Snapshot time (RFC 3339); default now.
     pub time: Option<String>,
@@ -101,14 +126,21 @@ pub struct BackupOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct BackupResult {
+    /// `None` for a dry run, or when skipped.
     pub snapshot_id: Option<SnapshotId>,
+    /// The snapshot as saved (or as it would have been).
     pub snapshot: Snapshot,
+    /// `skip_if_unchanged` was set and nothing changed since the parent: no snapshot saved.
+    pub skipped: bool,
     pub summary: Summary,
     /// Source files that could not be read, each with the reason (`SourceUnreadable`, its
-    /// `path` the source path).
+    /// `path` the source path), and files that changed while read twice (`SourceChanged`):
+    /// the CLI's exit 3.
     pub warnings: Vec<Problem>,
-    /// Damage found in the repository and worked around (the snapshot is complete): packs
-    /// missing or short, parent trees that could not be loaded, blobs deleted while it ran.
+    /// What the backup worked around, the snapshot being complete: damage in the repository
+    /// (packs missing or short, parent trees that could not be loaded, blobs deleted while it
+    /// ran), listed targets that do not exist (`SourceSkipped`) and exclusion tag files that
+    /// could not be read or lack their header (`TagFileInvalid`).
     pub notices: Vec<Problem>,
     /// The streams stored (standard input, a command's output): file name, bytes, digests.
     pub streams: Vec<(String, StreamDigest)>,
@@ -147,6 +179,8 @@ struct Archiver<'a> {
     dry_run: bool,
     /// Files being read in more than one piece right now (see `store_stream`).
     big_streams: AtomicU64,
+    #[cfg(test)]
+    after_read: Option<file::ReadHook>,
 }
 
 impl<'a> Archiver<'a> {
@@ -165,11 +199,13 @@ impl<'a> Archiver<'a> {
             notices: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
             distrusted: Mutex::new(HashSet::new()),
-            excludes: Excludes::new(&opts.excludes, &opts.exclude_files)?,
+            excludes: Excludes::new(opts)?,
             opts,
             names: Mutex::new((HashMap::new(), HashMap::new())),
             dry_run: opts.dry_run,
             big_streams: AtomicU64::new(0),
+            #[cfg(test)]
+            after_read: file::AFTER_READ.get(),
         })
     }
 
@@ -263,17 +299,30 @@ pub fn backup(
     }
 }
 
+/// A root tree, the snapshot's paths, and the parent it was compared with (its id and tree).
+type Rooted = (Tree, Vec<String>, Option<(SnapshotId, TreeId)>);
+
 /// The snapshot's root tree, its paths and the parent it was compared with: the walked
 /// targets, one file holding a stream or a command's output, or both targets and named
 /// commands' outputs (a command that fails saves nothing).
-fn root_tree(
-    a: &Archiver,
-    source: Source,
-    opts: &BackupOptions,
-    host: &str,
-) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+fn root_tree(a: &Archiver, source: Source, opts: &BackupOptions, host: &str) -> Result<Rooted> {
+    let lists = [
+        &opts.files_from,
+        &opts.files_from_verbatim,
+        &opts.files_from_raw,
+    ];
+    if lists.iter().any(|l| !l.is_empty())
+        && matches!(source, Source::Reader { .. } | Source::Command { .. })
+    {
+        return Err(Error::Invalid(
+            "--files-from, --files-from-verbatim and --files-from-raw cannot be used with \
+             --stdin or --stdin-from-command"
+                .into(),
+        ));
+    }
     Ok(match source {
         Source::Paths(paths) => {
+            let paths = a.with_listed(paths, false)?;
             if paths.is_empty() {
                 return Err(Error::Invalid("nothing to back up: no paths given".into()));
             }
@@ -301,7 +350,10 @@ fn root_tree(
             )?;
             (Tree { nodes: vec![n] }, vec![format!("/{name}")], None)
         }
-        Source::Mixed { paths, commands } => mixed_tree(a, &paths, &commands, opts, host)?,
+        Source::Mixed { paths, commands } => {
+            let paths = a.with_listed(paths, !commands.is_empty())?;
+            mixed_tree(a, &paths, &commands, opts, host)?
+        }
     })
 }
 
@@ -328,7 +380,7 @@ fn paths_tree(
     opts: &BackupOptions,
     host: &str,
     extra: &[String],
-) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+) -> Result<Rooted> {
     let mut shown: Vec<String> = abs
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -346,7 +398,7 @@ fn paths_tree(
     } else {
         a.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?
     };
-    Ok((tree, shown, parent.map(|p| p.0)))
+    Ok((tree, shown, parent.map(|(id, s)| (id, s.tree))))
 }
 
 /// `Source::Mixed`: the named commands run first (a failure stops the backup before the
@@ -357,7 +409,7 @@ fn mixed_tree(
     commands: &[NamedCommand],
     opts: &BackupOptions,
     host: &str,
-) -> Result<(Tree, Vec<String>, Option<SnapshotId>)> {
+) -> Result<Rooted> {
     if paths.is_empty() && commands.is_empty() {
         return Err(Error::Invalid(
             "nothing to back up: no paths or commands given".into(),
@@ -432,10 +484,11 @@ fn run_backup(
     let a = Archiver::new(repo, index, opts)?;
     a.notices.lock().unwrap().extend(pack_notes);
 
-    let (root, paths, parent_id) = root_tree(&a, source, opts, &host)?;
+    let (root, paths, parent) = root_tree(&a, source, opts, &host)?;
 
     let mut root = root;
     let tree_id = a.add_blob(BlobType::Tree, &root.encode())?;
+    let skipped = opts.skip_if_unchanged && parent.is_some_and(|(_, t)| t == tree_id);
     if !opts.dry_run {
         a.saver.flush()?;
     }
@@ -459,12 +512,12 @@ fn run_backup(
         uid,
         gid,
         tags,
-        parent: parent_id,
+        parent: parent.map(|(id, _)| id),
         program_version: format!("cista {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary.clone()),
         original: None,
     };
-    let snapshot_id = if opts.dry_run {
+    let snapshot_id = if opts.dry_run || skipped {
         None
     } else {
         let ours = a.saver.index_files();
@@ -482,6 +535,7 @@ fn run_backup(
     Ok(Attempt::Saved(Box::new(BackupResult {
         snapshot_id,
         snapshot,
+        skipped,
         summary,
         warnings,
         notices,

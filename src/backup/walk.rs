@@ -10,8 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use rayon::prelude::*;
 
-use super::source::{kind_of, list_dir, ns, open_source};
-use super::stream::FileErr;
+use super::source::{kind_of, list_dir, ns};
 use super::Archiver;
 use crate::error::{Error, Result};
 use crate::format::{BlobType, Node, NodeKind, Tree, Xattr};
@@ -132,6 +131,9 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
+        if self.excludes.too_large(&m) {
+            return Ok(None);
+        }
         let mut n = self.node_from_meta(name, path, &m);
         match n.kind {
             NodeKind::File => {
@@ -150,21 +152,8 @@ impl Archiver<'_> {
                     }
                     return Ok(Some(n));
                 }
-                let stored = open_source(path)
-                    .map_err(FileErr::Source)
-                    .and_then(|mut f| self.store_stream(&mut f, n.size));
-                match stored {
-                    Ok(c) => {
-                        // A file that grew or shrank while read is stored as read.
-                        n.size = c.size;
-                        n.content = c.blobs;
-                        n.digest = Some(c.digest);
-                    }
-                    Err(FileErr::Source(e)) => {
-                        self.warn(path, "read", e);
-                        return Ok(None);
-                    }
-                    Err(FileErr::Fatal(e)) => return Err(e),
+                if !self.read_file(path, &mut n, &m)? {
+                    return Ok(None);
                 }
                 match parent {
                     Some(p) if p.kind == NodeKind::File && p.content == n.content => {
@@ -234,6 +223,10 @@ impl Archiver<'_> {
             }
         };
         names.sort();
+        let has = |t: &[u8]| names.binary_search_by(|n| n.as_slice().cmp(t)).is_ok();
+        if let Some(tags) = self.tags_of(path, has) {
+            names.retain(|n| tags.iter().all(|t| t == n));
+        }
         let nodes = names
             .into_par_iter()
             .map(|name| {
@@ -254,6 +247,13 @@ impl Archiver<'_> {
         trie: &Trie,
         parent: Option<&Tree>,
     ) -> Result<Tree> {
+        // Targets in a tagged directory are left out as its other entries would be.
+        let tags = match trie.children.iter().any(|c| c.1.target) {
+            true => self.tags_of(prefix, |t| {
+                fs::symlink_metadata(prefix.join(OsStr::from_bytes(t))).is_ok()
+            }),
+            false => None,
+        };
         let nodes = trie
             .children
             .par_iter()
@@ -261,6 +261,9 @@ impl Archiver<'_> {
                 let path = prefix.join(OsStr::from_bytes(name));
                 let pn = parent.and_then(|t| t.find(name));
                 if child.target {
+                    if tags.as_ref().is_some_and(|t| t.iter().any(|t| t != name)) {
+                        return Ok(None);
+                    }
                     let m = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
                     return self.entry(&path, name.clone(), pn, m.dev());
                 }

@@ -515,6 +515,10 @@ pub(crate) fn parse_count(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{s:?} is not a count (a number, or unlimited)"))
 }
 
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    cista::util::parse_size(s).map_err(|e| e.to_string())
+}
+
 pub(crate) fn parse_pack_size(s: &str) -> Result<u32, String> {
     let b = cista::util::parse_size_in(s, 1 << 20).map_err(|e| e.to_string())?;
     u32::try_from(b).map_err(|_| format!("pack size {s:?} is too large"))
@@ -651,6 +655,37 @@ pub(crate) struct BackupArgs {
     /// Read exclude patterns from this file (repeatable).
     #[arg(long)]
     pub(crate) exclude_file: Vec<PathBuf>,
+    /// As --exclude, ignoring case (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) iexclude: Vec<String>,
+    /// As --exclude-file, ignoring case (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iexclude_file: Vec<PathBuf>,
+    /// Exclude the contents of directories holding a CACHEDIR.TAG file with the standard
+    /// signature (https://bford.info/cachedir/); the tag file itself is kept.
+    #[arg(long)]
+    pub(crate) exclude_caches: bool,
+    /// Exclude the contents of directories holding FILENAME (except FILENAME itself), if it
+    /// starts with HEADER when one is given (repeatable).
+    #[arg(long, value_name = "FILENAME[:HEADER]")]
+    pub(crate) exclude_if_present: Vec<String>,
+    /// Exclude files larger than SIZE (500M, 2G; a lone K/M/G/T is binary).
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub(crate) exclude_larger_than: Option<u64>,
+    /// Read more paths to back up from FILE, one per line: each trimmed and expanded as a
+    /// glob; blank lines and lines starting with # skipped (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) files_from: Vec<PathBuf>,
+    /// Read more paths to back up from FILE, one per line, each taken as it is (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) files_from_verbatim: Vec<PathBuf>,
+    /// Read more paths to back up from FILE, each ended by a NUL byte, as `find -print0`
+    /// writes them (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) files_from_raw: Vec<PathBuf>,
+    /// Save no snapshot when nothing changed since the parent snapshot.
+    #[arg(long)]
+    pub(crate) skip_if_unchanged: bool,
     /// Do not cross filesystem boundaries.
     #[arg(long, short = 'x')]
     pub(crate) one_file_system: bool,

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use cista::commands::{self, Artifact};
-use cista::{BackupOptions, NamedCommand, Source};
+use cista::{BackupOptions, NamedCommand, ProblemKind, Source};
 
 use crate::cli::*;
 
@@ -51,8 +51,12 @@ fn source(a: &BackupArgs) -> Result<Source> {
             reader: Box::new(std::io::stdin()),
         }
     } else {
-        if a.paths.is_empty() {
-            bail!("nothing to back up: give paths, --command, --stdin or --stdin-from-command");
+        let listed = [&a.files_from, &a.files_from_verbatim, &a.files_from_raw];
+        if a.paths.is_empty() && listed.iter().all(|l| l.is_empty()) {
+            bail!(
+                "nothing to back up: give paths, --files-from, --command, --stdin or \
+                 --stdin-from-command"
+            );
         }
         Source::Paths(a.paths.clone())
     })
@@ -64,6 +68,15 @@ fn options(a: &BackupArgs) -> BackupOptions {
     o.host = a.host.clone();
     o.excludes = a.exclude.clone();
     o.exclude_files = a.exclude_file.clone();
+    o.iexcludes = a.iexclude.clone();
+    o.iexclude_files = a.iexclude_file.clone();
+    o.exclude_caches = a.exclude_caches;
+    o.exclude_if_present = a.exclude_if_present.clone();
+    o.exclude_larger_than = a.exclude_larger_than;
+    o.files_from = a.files_from.clone();
+    o.files_from_verbatim = a.files_from_verbatim.clone();
+    o.files_from_raw = a.files_from_raw.clone();
+    o.skip_if_unchanged = a.skip_if_unchanged;
     o.one_file_system = a.one_file_system;
     o.time = a.time.clone();
     o.parent = a.parent.clone();
@@ -88,22 +101,47 @@ pub(crate) fn run(cli: &Cli, a: &BackupArgs) -> Result<u8> {
     drop(shown);
     let res = res?;
     note(&res);
+    let (changed, unreadable) = partial(&res);
     for w in &res.warnings {
-        report_problem(cli, "error", "archival", w);
+        let level = match w.kind {
+            ProblemKind::SourceChanged => "warning",
+            _ => "error",
+        };
+        report_problem(cli, level, "archival", w);
     }
-    // Repository damage the backup worked around: the snapshot is complete, so no exit 3.
+    // What the backup worked around (repository damage, listed paths that do not exist, tag
+    // files without their header): the snapshot is complete, so no exit 3.
     for n in &res.notices {
         report_problem(cli, "warning", "archival", n);
     }
     render(cli, a, &res)?;
-    if !res.warnings.is_empty() {
+    if unreadable > 0 {
         eprintln!(
-            "warning: {} source files could not be read; the snapshot is incomplete",
-            res.warnings.len()
+            "warning: {unreadable} source files could not be read; the snapshot is incomplete"
         );
-        return Ok(EXIT_PARTIAL);
     }
-    Ok(0)
+    if changed > 0 {
+        eprintln!(
+            "warning: {changed} files changed while they were read (twice); they are stored \
+             as read the second time"
+        );
+    }
+    Ok(if res.warnings.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// How many warnings are of files that changed while read, and how many of the others
+/// (files, directories or attributes that could not be read).
+fn partial(res: &commands::BackupReport) -> (u64, u64) {
+    let changed = res
+        .warnings
+        .iter()
+        .filter(|w| w.kind == ProblemKind::SourceChanged)
+        .count() as u64;
+    (changed, res.warnings.len() as u64 - changed)
 }
 
 /// What the receipt says of a backup.
@@ -135,7 +173,9 @@ fn note(res: &commands::BackupReport) {
         ("data_added_packed", s.data_added_packed),
         ("total_files_processed", s.total_files_processed),
         ("total_bytes_processed", s.total_bytes_processed),
-        ("unreadable_files", res.warnings.len() as u64),
+        ("unreadable_files", partial(res).1),
+        ("files_changed_while_read", partial(res).0),
+        ("snapshot_skipped", u64::from(res.skipped)),
     ]);
 }
 
@@ -162,6 +202,8 @@ fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()>
             "snapshot_id": res.snapshot_id,
             "parent": res.snapshot.parent,
             "errors": res.warnings.len(),
+            "files_changed_while_read": partial(res).0,
+            "skipped": res.skipped,
             "dry_run": a.dry_run,
             "requests": store_requests(),
         }))?;
@@ -187,7 +229,8 @@ fn render(cli: &Cli, a: &BackupArgs, res: &commands::BackupReport) -> Result<()>
         );
         match res.snapshot_id {
             Some(id) => println!("snapshot {} saved", id.short()),
-            None => println!("dry run: no snapshot saved"),
+            None if a.dry_run => println!("dry run: no snapshot saved"),
+            None => println!("skipped creating snapshot: nothing changed since the parent"),
         }
     }
     Ok(())
