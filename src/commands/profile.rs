@@ -27,6 +27,11 @@ pub struct Profile {
     pub paths: Vec<PathBuf>,
     pub exclude: Vec<String>,
     pub exclude_file: Vec<PathBuf>,
+    pub iexclude: Vec<String>,
+    pub exclude_caches: bool,
+    pub exclude_if_present: Vec<String>,
+    pub exclude_larger_than: Option<String>,
+    pub files_from: Vec<PathBuf>,
     pub one_file_system: bool,
     /// Named command outputs stored beside `paths` in the same snapshot (`db/app.sql`).
     pub commands: Vec<CommandSource>,
@@ -171,6 +176,11 @@ struct RawProfile {
     paths: Vec<PathBuf>,
     exclude: Vec<String>,
     exclude_file: Vec<PathBuf>,
+    iexclude: Vec<String>,
+    exclude_caches: bool,
+    exclude_if_present: Vec<String>,
+    exclude_larger_than: Option<String>,
+    files_from: Vec<PathBuf>,
     one_file_system: bool,
     commands: Vec<CommandSource>,
     allow_empty: bool,
@@ -341,10 +351,14 @@ impl RawProfile {
     fn check(self, name: &str, file: &Path) -> std::result::Result<Profile, String> {
         let at = |key: &str| format!("profiles.{name}.{key}");
         let repositories = self.repositories_checked(name)?;
-        if self.paths.is_empty() && self.commands.is_empty() {
+        if self.paths.is_empty() && self.commands.is_empty() && self.files_from.is_empty() {
             return Err(format!(
-                "profile {name:?} backs up nothing: give `paths` or `commands`"
+                "profile {name:?} backs up nothing: give `paths`, `files-from` or `commands`"
             ));
+        }
+        if let Some(s) = &self.exclude_larger_than {
+            crate::util::parse_size(s)
+                .map_err(|e| format!("{}: {e}", at("exclude-larger-than")))?;
         }
         let mut names = std::collections::HashSet::new();
         for c in &self.commands {
@@ -399,6 +413,11 @@ impl RawProfile {
             paths: self.paths,
             exclude: self.exclude,
             exclude_file: self.exclude_file,
+            iexclude: self.iexclude,
+            exclude_caches: self.exclude_caches,
+            exclude_if_present: self.exclude_if_present,
+            exclude_larger_than: self.exclude_larger_than,
+            files_from: self.files_from,
             one_file_system: self.one_file_system,
             commands: self.commands,
             allow_empty: self.allow_empty,

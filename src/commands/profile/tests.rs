@@ -28,6 +28,9 @@ run-on-failure = "notify failed"
 inherit = "base"
 repositories = ["/srv/cista", { location = "s3://b/cista", password-file = "/etc/cista/s3", options = { aws_region = "eu-west-1" } }]
 paths = ["/etc/postgresql"]
+exclude-caches = true
+exclude-if-present = [".nobackup"]
+exclude-larger-than = "2G"
 commands = [{ name = "db/app.sql", command = "pg_dump app" }]
 [profiles.nightly.retention]
 keep-daily = 14
@@ -62,6 +65,9 @@ fn inherits_and_merges_tables_key_by_key() {
     assert_eq!(p.commands[0].name, "db/app.sql");
     assert_eq!(p.drill.unwrap().fraction, 0.25);
     assert_eq!(p.hook_timeout, Duration::from_secs(300));
+    assert!(p.exclude_caches);
+    assert_eq!(p.exclude_if_present, vec![".nobackup".to_string()]);
+    assert_eq!(p.exclude_larger_than.as_deref(), Some("2G"));
 }
 
 #[test]

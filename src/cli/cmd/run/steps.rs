@@ -76,6 +76,21 @@ pub(crate) fn backup(p: &Profile) -> Step {
     for f in &p.exclude_file {
         a.extend(["--exclude-file".into(), f.into()]);
     }
+    for e in &p.iexclude {
+        a.extend(["--iexclude".into(), e.into()]);
+    }
+    if p.exclude_caches {
+        a.push("--exclude-caches".into());
+    }
+    for e in &p.exclude_if_present {
+        a.extend(["--exclude-if-present".into(), e.into()]);
+    }
+    if let Some(s) = &p.exclude_larger_than {
+        a.extend(["--exclude-larger-than".into(), s.into()]);
+    }
+    for f in &p.files_from {
+        a.extend(["--files-from".into(), f.into()]);
+    }
     if p.one_file_system {
         a.push("--one-file-system".into());
     }
