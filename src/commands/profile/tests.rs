@@ -84,6 +84,8 @@ fn names_the_setting_at_fault() {
     let t =
         "[profiles.a]\nrepository = \"/r\"\npaths = [\"/x\"]\n[profiles.a.drill]\nfraction = 2.0\n";
     assert!(err(t, "a").contains("drill.fraction"));
+    let t = "[profiles.a]\nrepository = \"/r\"\npaths = [\"/x\"]\nexclude-larger-than = \"big\"\n";
+    assert!(err(t, "a").contains("profiles.a.exclude-larger-than"));
 }
 
 #[test]
