@@ -172,5 +172,6 @@ fn object_kind(t: FileType) -> ObjectKind {
         FileType::Lock => ObjectKind::Lock,
         FileType::Config => ObjectKind::Config,
         FileType::Pack => ObjectKind::Pack,
+        FileType::Verification => ObjectKind::Verification,
     }
 }
