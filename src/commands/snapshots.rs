@@ -1,10 +1,12 @@
 //! `snapshots`: the snapshots a filter selects, optionally grouped.
 
+use std::collections::HashMap;
+
 use crate::error::Result;
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
 use crate::policy::{group, GroupBy, GroupKey};
-use crate::repository::{Repository, SnapshotFilter};
+use crate::repository::{LastVerified, Repository, SnapshotFilter};
 
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
@@ -12,6 +14,8 @@ pub struct SnapshotsOptions {
     pub filter: SnapshotFilter,
     /// Group by host, paths and/or tags (restic's `--group-by`); `None`: one list.
     pub group_by: Option<GroupBy>,
+    /// Read the verification records too, for `SnapshotsReport::verified`.
+    pub verified: bool,
 }
 
 /// One group of snapshots, oldest first.
@@ -27,6 +31,9 @@ pub struct SnapshotGroup {
 #[non_exhaustive]
 pub struct SnapshotsReport {
     pub groups: Vec<SnapshotGroup>,
+    /// With `SnapshotsOptions::verified`: each listed snapshot's newest verification
+    /// record (a snapshot never verified has none).
+    pub verified: HashMap<SnapshotId, LastVerified>,
 }
 
 /// Every snapshot that opens and matches `opts.filter` (damaged ones are skipped with a
@@ -50,5 +57,14 @@ pub fn snapshots(repo: &Repository, opts: &SnapshotsOptions) -> Result<Snapshots
             })
             .collect(),
     };
-    Ok(SnapshotsReport { groups })
+    let verified = if opts.verified {
+        let log = repo.verifications()?;
+        let listed = groups.iter().flat_map(|g| &g.snapshots);
+        listed
+            .filter_map(|(id, s)| Some((*id, log.last(id, s)?)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    Ok(SnapshotsReport { groups, verified })
 }

@@ -1,4 +1,4 @@
-//! `cista drill [SNAPSHOT] [--newer-than D] [--target DIR] [--keep] [--exec CMD]`.
+//! `cista drill [SNAPSHOT] [--newer-than D] [--target DIR] [--keep] [--exec CMD] [--no-record]`.
 
 use anyhow::{bail, Result};
 
@@ -13,6 +13,7 @@ pub(crate) struct Args<'a> {
     pub(crate) target: Option<&'a std::path::Path>,
     pub(crate) keep: bool,
     pub(crate) exec: Option<&'a str>,
+    pub(crate) no_record: bool,
     pub(crate) filter: &'a Filter,
 }
 
@@ -41,6 +42,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     o.target = a.target.map(|p| p.to_path_buf());
     o.keep = a.keep;
     o.exec = a.exec.map(String::from);
+    o.no_record = a.no_record;
     if !cli.quiet && !cli.json {
         eprintln!(
             "drilling snapshot {} of {}",
@@ -50,6 +52,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     }
     let r = commands::drill(&ix, id, &snap, &o)?;
     note(&r);
+    note_verification(cli, "drill", &r.recorded, r.freshness.as_ref());
     for e in r.restore.errors.iter().chain(&r.problems) {
         report_problem(cli, "error", "drill", e);
     }
@@ -86,6 +89,7 @@ fn render(cli: &Cli, r: &DrillReport) -> Result<()> {
             "entries_compared": r.entries_compared,
             "exec_status": r.exec_status,
             "target": r.kept.then(|| r.target.display().to_string()),
+            "verification_record": record_id(&r.recorded),
             "errors": r.restore.errors.iter().chain(&r.problems).collect::<Vec<_>>(),
         }))?;
     } else if !cli.quiet {
