@@ -80,8 +80,8 @@ pub use backup::{BackupOptions, BackupResult, NamedCommand, Source};
 pub use check::{CheckOptions, CheckReport, Subset};
 pub use error::{Error, Result};
 pub use format::{
-    ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree, Verification, VerificationMethod,
-    VerificationResult,
+    BlobType, ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree, Verification,
+    VerificationMethod, VerificationResult,
 };
 pub use id::{BlobId, Id, PackId, SnapshotId, TreeId};
 pub use index::Index;
@@ -94,5 +94,5 @@ pub use repository::{
     Freshness, InitOptions, LastVerified, Loaded, OpenOptions, Recorded, Repository,
     SnapshotFilter, MAX_KEY_TRIES,
 };
-pub use restore::{RestoreOptions, RestoreSummary};
+pub use restore::{ItemAction, OnItem, Overwrite, RestoreOptions, RestoreSummary};
 pub use util::{Progress, ProgressReading};

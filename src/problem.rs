@@ -67,7 +67,8 @@ pub enum ProblemKind {
     /// lock for stale); it ran again and stored them anew.
     DeletedDuringBackup,
     /// Restore: a path could not be created or written on the target (or its data could not
-    /// be had, when no kind above fits); a file that fails is removed.
+    /// be had, when no kind above fits); a new file that fails is removed, an existing file it
+    /// was to replace is left as it was.
     RestoreFailed,
     /// Restore: a directory was restored but its metadata (owner, mode, times, xattrs) could
     /// not be set.
@@ -77,7 +78,8 @@ pub enum ProblemKind {
     /// Restore `--verify`: a restored file could not be read back.
     VerifyFailed,
     /// An object prune meant to delete could not be deleted (a put-only credential, say);
-    /// the repository is consistent without the delete and the next prune retries.
+    /// the repository is consistent without the delete and the next prune retries. Restore
+    /// `--delete`: a path in the target the snapshot lacks could not be removed.
     DeleteFailed,
     /// Drill: a restored entry, a recomputed tree id or a count differs from the snapshot.
     Mismatch,

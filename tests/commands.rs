@@ -186,10 +186,13 @@ fn copy_stores_each_snapshot_once_and_skips_what_is_there() {
     let from = src_repo.lock(&shared()).unwrap().indexed().unwrap();
     let to = dst_repo.lock(&shared()).unwrap();
     let mut heard = 0;
-    let r = commands::copy(&to, &from, &snaps, &mut |_, _, _| heard += 1).unwrap();
+    let r = commands::copy(&to, &from, &snaps, &Default::default(), &mut |_, _, _| {
+        heard += 1
+    })
+    .unwrap();
     assert_eq!((r.copied(), r.skipped(), heard), (2, 0, 2));
     assert_eq!(dst_repo.snapshots().unwrap().len(), 2);
-    let r = commands::copy(&to, &from, &snaps, &mut |_, _, _| {}).unwrap();
+    let r = commands::copy(&to, &from, &snaps, &Default::default(), &mut |_, _, _| {}).unwrap();
     assert_eq!((r.copied(), r.skipped()), (0, 2));
     assert!(r.snapshots.iter().all(|(_, c)| *c == Copied::Present));
     // What was copied restores as the source.

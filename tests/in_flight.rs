@@ -281,7 +281,14 @@ fn copy_reads_the_source_in_flight() {
     let from_ix = from.lock(&LockOptions::none()).unwrap().indexed().unwrap();
     let to_l = to.lock(&LockOptions::none()).unwrap();
     far.arm();
-    let copied = commands::copy(&to_l, &from_ix, &[(id, snap)], &mut |_, _, _| {}).unwrap();
+    let copied = commands::copy(
+        &to_l,
+        &from_ix,
+        &[(id, snap)],
+        &Default::default(),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     let new = match copied.snapshots[..] {
         [(_, commands::Copied::As(new))] => new,
         ref other => panic!("not copied: {other:?}"),

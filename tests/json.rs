@@ -108,3 +108,67 @@ fn errors_are_json_lines_on_stderr() {
     assert_eq!(o.status.code(), Some(10));
     assert_eq!(stderr_json(&o).last().unwrap()["code"], 10);
 }
+
+#[test]
+fn find_diff_and_manifest_print_restic_shapes() {
+    let env = Env::new();
+    let src = env.path("src");
+    small_tree(&src);
+    env.backup(&[&src]);
+    write(&src.join("a.txt"), b"changed");
+    env.backup(&[&src]);
+    let has = |v: &serde_json::Value, keys: &[&str]| {
+        for k in keys {
+            assert!(v.get(k).is_some(), "{k} missing: {v}");
+        }
+    };
+
+    let (v, _) = lines(&env, &["find", "*.txt"]);
+    assert_eq!(v.len(), 1, "one document");
+    let g = &v[0][0];
+    has(g, &["matches", "hits", "snapshot"]);
+    let m = &g["matches"][0];
+    has(
+        m,
+        &[
+            "path",
+            "permissions",
+            "type",
+            "mode",
+            "mtime",
+            "uid",
+            "gid",
+            "user",
+            "size",
+        ],
+    );
+
+    let (v, _) = lines(&env, &["diff", "latest", "latest"]);
+    let s = v.last().unwrap();
+    assert_eq!(s["message_type"], "statistics");
+    has(
+        s,
+        &[
+            "source_snapshot",
+            "target_snapshot",
+            "changed_files",
+            "added",
+            "removed",
+        ],
+    );
+    has(
+        &s["added"],
+        &[
+            "files",
+            "dirs",
+            "others",
+            "data_blobs",
+            "tree_blobs",
+            "bytes",
+        ],
+    );
+
+    let (v, _) = lines(&env, &["manifest", "latest"]);
+    has(&v[0], &["path", "digest", "size"]);
+    assert_eq!(v.last().unwrap()["message_type"], "summary");
+}

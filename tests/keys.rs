@@ -333,3 +333,52 @@ fn library_append_only_allows_key_add_only() {
         Some(added)
     );
 }
+
+#[test]
+fn key_list_says_when_this_host_last_used_each_key() {
+    let env = Env::new();
+    let pwfile = env.path("new-password");
+    std::fs::write(&pwfile, format!("{NEW}\n")).unwrap();
+    env.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        pwfile.to_str().unwrap(),
+    ]);
+    let listed = |password: &str| -> Vec<serde_json::Value> {
+        let o = run_with(&env, password, &["--json", "key", "list"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
+    };
+    let used = |v: &[serde_json::Value]| -> Vec<(bool, Option<jiff::Timestamp>)> {
+        v.iter()
+            .map(|k| {
+                let t = k
+                    .get("lastUsed")
+                    .and_then(|t| t.as_str())
+                    .map(|t| t.parse().unwrap());
+                (k["current"].as_bool().unwrap(), t)
+            })
+            .collect()
+    };
+    let before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2);
+    // Only the key this host opened with last has a last use, and it is now.
+    let with_old = used(&listed(PASSWORD));
+    assert_eq!(
+        with_old.iter().filter(|k| k.1.is_some()).count(),
+        1,
+        "{with_old:?}"
+    );
+    assert!(with_old.iter().all(|(current, t)| *current == t.is_some()));
+    assert!(with_old.iter().any(|(_, t)| t.is_some_and(|t| t >= before)));
+    // Opening with the other password moves it.
+    let with_new = used(&listed(NEW));
+    assert!(
+        with_new.iter().all(|(current, t)| *current == t.is_some()),
+        "{with_new:?}"
+    );
+    // Without a cache nothing is known.
+    let o = run_with(&env, PASSWORD, &["--json", "--no-cache", "key", "list"]);
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.iter().all(|k| k.get("lastUsed").is_none()), "{v:?}");
+}

@@ -18,6 +18,8 @@ fn on_pty(env: &Env, args: &[&str]) -> String {
         .arg(env.location())
         .args(args)
         .env("CISTA_PASSWORD", PASSWORD)
+        // copy's source: without it copy would prompt on the terminal and wait forever.
+        .env("CISTA_FROM_PASSWORD", PASSWORD)
         .env("CISTA_CACHE_DIR", env.path("cache"))
         .env("TERM", "xterm");
     let o = c.output().unwrap();
@@ -96,5 +98,54 @@ fn json_on_a_terminal_is_whole_lines_with_status_messages() {
         kinds.last().map(String::as_str),
         Some("summary"),
         "{kinds:?}"
+    );
+}
+
+/// Asserts the pty output shows a drawn bar for `what`, counting `unit`.
+fn drew(out: &str, what: &str, unit: &str) {
+    assert!(
+        out.contains(&format!("{what} [")) || out.contains(&format!(" {what} ")),
+        "no {what} bar: {out:?}"
+    );
+    assert!(out.contains(unit) && out.contains("/s)"), "{out:?}");
+}
+
+#[test]
+fn check_prune_copy_and_drill_draw_on_a_terminal_too() {
+    let env = Env::new();
+    let src = big_source(&env);
+    env.ok(&["-q", "backup", src.to_str().unwrap()]);
+    let out = on_pty(&env, &["check", "--read-data"]);
+    drew(&out, "check", "packs");
+    assert!(out.contains("no errors were found"), "{out:?}");
+
+    let t = env.path("drill");
+    let out = on_pty(&env, &["drill", "--target", t.to_str().unwrap()]);
+    drew(&out, "drill", "files");
+    assert!(out.contains("drill passed"), "{out:?}");
+
+    let other = Env::new();
+    let from = env.location();
+    let out = on_pty(&other, &["copy", "--from-repo", &from, "latest"]);
+    drew(&out, "copy", "files");
+    // The per-snapshot line is printed whole, with the bar out of the way.
+    assert!(out.contains("copied as "), "{out:?}");
+
+    // Half the files go; forgetting the snapshot that had them leaves packs half used.
+    let first = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..6 {
+        std::fs::remove_file(src.join(format!("f{i:02}"))).unwrap();
+    }
+    env.ok(&["-q", "backup", src.to_str().unwrap()]);
+    env.ok(&["-q", "forget", &first]);
+    let out = on_pty(&env, &["prune", "--max-unused", "0"]);
+    drew(&out, "prune", "packs");
+    let after = &out[out.find("snapshots:").expect("summary")..];
+    assert!(
+        !after.contains("/s)"),
+        "bar drawn after the summary: {after:?}"
     );
 }

@@ -208,6 +208,9 @@ impl Archiver<'_> {
                             ));
                         }
                         n.content = c.blobs;
+                        if let Some(p) = &self.opts.progress {
+                            p.add_files(1);
+                        }
                         self.c.files.fetch_add(1, Relaxed);
                         self.c.files_new.fetch_add(1, Relaxed);
                     }
@@ -236,10 +239,10 @@ pub fn copy_identity(id: &SnapshotId, s: &Snapshot) -> SnapshotId {
 pub fn copy_snapshot(
     dst: &Repository,
     dst_index: &Index,
-    src: &Repository,
-    src_index: &Index,
+    (src, src_index): (&Repository, &Index),
     src_id: &SnapshotId,
     snap: &Snapshot,
+    progress: Option<std::sync::Arc<crate::util::Progress>>,
     lock: Option<&LockGuard>,
 ) -> Result<Option<SnapshotId>> {
     let identity = copy_identity(src_id, snap);
@@ -250,7 +253,10 @@ pub fn copy_snapshot(
     {
         return Ok(None);
     }
-    let opts = BackupOptions::default();
+    let opts = BackupOptions {
+        progress,
+        ..Default::default()
+    };
     let a = Archiver::new(dst, dst_index, &opts)?;
     let ahead = Ahead {
         width: src.io_width(),

@@ -26,6 +26,8 @@ pub struct CheckOptions {
     /// Store no verification record of this check (`--no-record`). None is stored either
     /// when the repository is not locked (`--no-lock`).
     pub no_record: bool,
+    /// Counted as packs are read (`files` are packs here), for a progress display.
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +71,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let roots = structure::snapshots(repo, &rep)?;
     structure::trees(repo, &index, roots, &rep);
     if let Some(subset) = opts.read_data {
-        read_data::read_data(repo, &packs, subset, &rep);
+        read_data::read_data(repo, &packs, subset, opts.progress.as_deref(), &rep);
     }
     records::records(repo, &rep)?;
     Ok(rep.into_report())
@@ -168,7 +170,7 @@ mod tests {
         let repo = mem_repo("f", noise(3 << 20));
         let opts = CheckOptions {
             read_data: Some(Subset::All),
-            no_record: false,
+            ..Default::default()
         };
         let rep = check(&repo, &opts).unwrap();
         assert!(rep.ok(), "{:?}", rep.errors);

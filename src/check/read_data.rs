@@ -22,8 +22,17 @@ thread_local! {
 }
 
 /// Reads the packs of `subset` and checks each.
-pub(super) fn read_data(repo: &Repository, packs: &Packs, subset: Subset, rep: &Findings) {
+pub(super) fn read_data(
+    repo: &Repository,
+    packs: &Packs,
+    subset: Subset,
+    progress: Option<&crate::util::Progress>,
+    rep: &Findings,
+) {
     let chosen = select_packs(&packs.stored, subset);
+    if let Some(p) = progress {
+        p.set_totals(chosen.len() as u64, chosen.iter().map(|(_, s)| *s).sum());
+    }
     if chosen.is_empty() && !packs.stored.is_empty() {
         if let Subset::Part(n, m) = subset {
             rep.note(Problem::new(
@@ -37,7 +46,11 @@ pub(super) fn read_data(repo: &Repository, packs: &Packs, subset: Subset, rep: &
     }
     let check = |pack: &PackId, bytes: &[u8]| {
         let indexed = packs.by_pack.get(pack).map(|v| v.as_slice()).unwrap_or(&[]);
-        check_pack(repo, pack, bytes, indexed, rep)
+        check_pack(repo, pack, bytes, indexed, rep);
+        if let Some(p) = progress {
+            p.add_files(1);
+            p.add_bytes(bytes.len() as u64);
+        }
     };
     let width = repo.pack_width();
     if width > 0 {
@@ -158,7 +171,7 @@ mod tests {
 
     fn read(repo: &Repository, packs: &Packs, subset: Subset) -> CheckReport {
         let rep = Findings::default();
-        read_data(repo, packs, subset, &rep);
+        read_data(repo, packs, subset, None, &rep);
         rep.into_report()
     }
 

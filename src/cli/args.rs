@@ -109,6 +109,9 @@ impl Cmd {
             Cmd::Key { .. } => "key",
             Cmd::Generate(_) => "generate",
             Cmd::Ls { .. } => "ls",
+            Cmd::Find(_) => "find",
+            Cmd::Diff { .. } => "diff",
+            Cmd::Manifest { .. } => "manifest",
             Cmd::Cat { .. } => "cat",
             Cmd::Check { .. } => "check",
             Cmd::Config { .. } => "config",
@@ -142,6 +145,40 @@ impl Filter {
     }
 }
 
+/// The host, tag and path filter and a time window, for the commands that select snapshots
+/// (not forget, whose policy already speaks of time, nor drill, whose --newer-than is a
+/// check that fails rather than a filter).
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct Selection {
+    #[command(flatten)]
+    pub(crate) filter: Filter,
+    /// Only snapshots taken before this time (RFC 3339, or a local date or date and time:
+    /// 2026-11-30, '2026-11-30 14:00').
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) before: Option<jiff::Timestamp>,
+    /// Only snapshots newer than this (e.g. 36h, 7d, 8w).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) newer_than: Option<std::time::Duration>,
+}
+
+impl Selection {
+    pub(crate) fn to_lib(&self) -> SnapshotFilter {
+        let mut f = self.filter.to_lib();
+        f.before = self.before;
+        f.after = self.newer_than.map(|d| {
+            let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+            jiff::Timestamp::now()
+                .checked_sub(d)
+                .unwrap_or(jiff::Timestamp::MIN)
+        });
+        f
+    }
+}
+
+pub(crate) fn parse_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    cista::util::parse_instant(s).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Create a new repository.
@@ -170,10 +207,13 @@ pub(crate) enum Cmd {
     /// List snapshots.
     Snapshots {
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
         /// Group the list by host, paths and/or tags.
         #[arg(long, short = 'g')]
         group_by: Option<String>,
+        /// Only the latest N snapshots of each host and paths (restic's --latest).
+        #[arg(long, value_name = "N")]
+        latest: Option<usize>,
     },
     /// Remove snapshots by id or by a retention policy.
     Forget(Box<ForgetArgs>),
@@ -193,7 +233,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         set: Vec<String>,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Copy snapshots from another repository into this one (re-chunked and re-encrypted).
     Copy {
@@ -215,7 +255,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         from_option: Vec<String>,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Show repository statistics.
     Stats {
@@ -225,7 +265,7 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = "restore-size")]
         mode: String,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Restore a snapshot (or SNAPSHOT:SUBPATH) under a target directory.
     Restore {
@@ -245,8 +285,22 @@ pub(crate) enum Cmd {
         /// Read every restored file back and check it against the snapshot.
         #[arg(long)]
         verify: bool,
+        /// Change nothing: report what would be restored, updated, left unchanged and deleted
+        /// (-vv: each path). Existing files are still read to compare them.
+        #[arg(long, conflicts_with = "verify")]
+        dry_run: bool,
+        /// When to replace a file that exists: always (unless its content already matches),
+        /// if-changed (size or mtime differ, else taken as matching), if-newer (the snapshot's
+        /// mtime is newer), never.
+        #[arg(long, value_name = "WHEN", default_value = "always",
+              value_parser = ["always", "if-changed", "if-newer", "never"])]
+        overwrite: String,
+        /// Remove what the target holds and the snapshot does not, in the directories restored
+        /// and where --include/--exclude select it (see first with --dry-run -vv).
+        #[arg(long)]
+        delete: bool,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// Prove a snapshot restores: tree ids recomputed up to the root, a restore into a scratch
     /// directory with every file read back, metadata and counts compared, then --exec.
@@ -293,7 +347,7 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FORMAT", default_value = "tar", value_parser = ["tar"])]
         archive: String,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
     },
     /// List the files of a snapshot.
     Ls {
@@ -304,7 +358,46 @@ pub(crate) enum Cmd {
         #[arg(short, long)]
         long: bool,
         #[command(flatten)]
-        filter: Filter,
+        filter: Selection,
+    },
+    /// Find files and directories by name or path in snapshots (newest first), or with
+    /// --blob/--tree the files and directories that hold given ids.
+    ///
+    /// A pattern without `/` is a glob on entry names (`*.conf`); one with `/` is matched
+    /// against whole paths, from the snapshot root when it starts with `/` (`/etc/*.conf`),
+    /// else against any tail of the path (`nginx/*.conf`). `**` spans directories.
+    Find(FindArgs),
+    /// Show what changed from the first snapshot to the second (each ID or ID:PATH).
+    ///
+    /// Lines start with + (added), - (removed), M (content changed), T (type changed), U
+    /// (metadata only, with --metadata) or ? (content changed with all metadata unchanged:
+    /// bitrot, or a backup that re-read an unchanged file); a summary of counts and blob
+    /// sizes follows. Directories whose trees are identical are skipped without being read.
+    Diff {
+        /// The snapshot to compare from (ID, ID:PATH or latest).
+        from: String,
+        /// The snapshot to compare to.
+        to: String,
+        /// Also show entries whose metadata (mode, owner, times, ...) alone changed.
+        #[arg(long)]
+        metadata: bool,
+        #[command(flatten)]
+        filter: Selection,
+    },
+    /// Print each regular file's BLAKE3 digest and path in b3sum's format, for
+    /// `cd RESTORED && b3sum -c MANIFEST`.
+    ///
+    /// Paths are relative to PATH (the snapshot root by default), as a restore of the same
+    /// path lays them out under its target; names b3sum escapes are escaped as b3sum does (a
+    /// line starting with \). The digests are those the backup recorded, so only trees are
+    /// read; a file whose node records none (the format allows it) is read and hashed.
+    Manifest {
+        /// The snapshot (ID, ID:PATH or latest).
+        snapshot: String,
+        /// Only below this path.
+        path: Option<String>,
+        #[command(flatten)]
+        filter: Selection,
     },
     /// Print a repository object, for debugging.
     Cat {
@@ -462,6 +555,39 @@ pub(crate) struct PruneArgs {
 }
 
 #[derive(clap::Args)]
+pub(crate) struct FindArgs {
+    /// Globs to look for (an entry matching any is shown), or ids with --blob/--tree.
+    #[arg(required = true, value_name = "PATTERN")]
+    pub(crate) patterns: Vec<String>,
+    /// Search only this snapshot (repeatable; default: all matching the filters).
+    #[arg(long, short = 's', value_name = "ID")]
+    pub(crate) snapshot: Vec<String>,
+    /// Only entries modified at or after this time (RFC 3339 or a local date and time).
+    #[arg(long, short = 'O', value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) oldest: Option<jiff::Timestamp>,
+    /// Only entries modified at or before this time.
+    #[arg(long, short = 'N', value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) newest: Option<jiff::Timestamp>,
+    /// Ignore case in patterns.
+    #[arg(long, short = 'i')]
+    pub(crate) ignore_case: bool,
+    /// Long listing: mode, owner, size, time.
+    #[arg(long, short = 'l')]
+    pub(crate) long: bool,
+    /// Search the oldest snapshot first.
+    #[arg(long, short = 'R')]
+    pub(crate) reverse: bool,
+    /// The patterns are data blob ids (or prefixes): show the files holding them.
+    #[arg(long, conflicts_with = "tree")]
+    pub(crate) blob: bool,
+    /// The patterns are tree ids (or prefixes): show the directories they are.
+    #[arg(long)]
+    pub(crate) tree: bool,
+    #[command(flatten)]
+    pub(crate) filter: Selection,
+}
+
+#[derive(clap::Args)]
 pub(crate) struct ForgetArgs {
     /// Snapshots to remove (instead of a policy).
     pub(crate) ids: Vec<String>,
@@ -483,7 +609,7 @@ pub(crate) struct ForgetArgs {
     /// Keep the last N yearly snapshots.
     #[arg(long, short = 'y', value_parser = parse_count, allow_negative_numbers = true)]
     pub(crate) keep_yearly: Option<i64>,
-    /// Keep snapshots within this span (e.g. 2y5m7d3h) of the latest one.
+    /// Keep snapshots within this span (e.g. 2y5m7d3h, 8w) of the latest one.
     #[arg(long, value_parser = parse_within)]
     pub(crate) keep_within: Option<cista::Within>,
     #[arg(long, value_parser = parse_within)]

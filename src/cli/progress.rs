@@ -17,6 +17,8 @@ use super::{bytes, Cli};
 pub(crate) struct Shown {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The bar, when there is one: lines printed while it shows go through it.
+    bar: Option<ProgressBar>,
 }
 
 enum Mode {
@@ -25,7 +27,8 @@ enum Mode {
     Json,
 }
 
-/// Starts showing `p` for the command `what` (`backup`, `restore`), as `cli` asks.
+/// Starts showing `p` for the command `what` (`backup`, `restore`, `check`, `prune`, `copy`,
+/// `drill`), as `cli` asks.
 pub(crate) fn show(cli: &Cli, what: &'static str, p: &Arc<Progress>) -> Option<Shown> {
     let mode = if cli.quiet {
         return None;
@@ -39,6 +42,10 @@ pub(crate) fn show(cli: &Cli, what: &'static str, p: &Arc<Progress>) -> Option<S
     } else {
         return None;
     };
+    let bar = match &mode {
+        Mode::Bar(b) => Some(b.clone()),
+        _ => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let (s, p) = (stop.clone(), p.clone());
     let thread = std::thread::Builder::new()
@@ -48,7 +55,26 @@ pub(crate) fn show(cli: &Cli, what: &'static str, p: &Arc<Progress>) -> Option<S
     Some(Shown {
         stop,
         thread: Some(thread),
+        bar,
     })
+}
+
+impl Shown {
+    /// Runs `f` (which prints) with the bar hidden, so its output and the bar don't mix.
+    pub(crate) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+}
+
+/// What the counted items are, in the display.
+fn unit(what: &str) -> &'static str {
+    match what {
+        "check" | "prune" => "packs",
+        _ => "files",
+    }
 }
 
 fn run(mode: &Mode, what: &str, p: &Progress, stop: &AtomicBool) {
@@ -97,8 +123,9 @@ fn draw(bar: &ProgressBar, what: &str, r: &ProgressReading) {
     bar.set_position(r.bytes_done);
     let rate = r.bytes_done as f64 / r.seconds_elapsed.max(0.001);
     bar.set_message(format!(
-        "{} files, {} ({}/s) {}",
+        "{} {}, {} ({}/s) {}",
         r.files_done,
+        unit(what),
         bytes(r.bytes_done),
         bytes(rate as u64),
         r.current
@@ -111,9 +138,10 @@ fn line(what: &str, r: &ProgressReading) -> String {
         .percent_done
         .map_or(String::new(), |p| format!(" ({:.1}%)", p * 100.0));
     format!(
-        "[{:.0}s] {what}: {} files, {} done{pct}",
+        "[{:.0}s] {what}: {} {}, {} done{pct}",
         r.seconds_elapsed,
         r.files_done,
+        unit(what),
         bytes(r.bytes_done)
     )
 }

@@ -23,9 +23,11 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                 dry_run: *dry_run,
             },
         ),
-        Cmd::Snapshots { filter, group_by } => {
-            cmd::snapshots::run(cli, filter, group_by.as_deref())
-        }
+        Cmd::Snapshots {
+            filter,
+            group_by,
+            latest,
+        } => cmd::snapshots::run(cli, filter, group_by.as_deref(), *latest),
         Cmd::Forget(a) => cmd::forget::run(cli, a),
         Cmd::Config { key, value } => cmd::config::run(cli, key.as_deref(), value.as_deref()),
         Cmd::Prune(a) => cmd::prune::run(cli, a),
@@ -68,6 +70,9 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             exclude,
             sparse,
             verify,
+            dry_run,
+            overwrite,
+            delete,
             filter,
         } => cmd::restore::run(
             cli,
@@ -78,6 +83,9 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                 exclude,
                 sparse: *sparse,
                 verify: *verify,
+                dry_run: *dry_run,
+                overwrite,
+                delete: *delete,
                 filter,
             },
         ),
@@ -114,6 +122,18 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             long,
             filter,
         } => cmd::ls::run(cli, snapshot, path.as_deref(), *long, filter),
+        Cmd::Find(a) => cmd::find::run(cli, a),
+        Cmd::Diff {
+            from,
+            to,
+            metadata,
+            filter,
+        } => cmd::diff::run(cli, from, to, *metadata, filter),
+        Cmd::Manifest {
+            snapshot,
+            path,
+            filter,
+        } => cmd::manifest::run(cli, snapshot, path.as_deref(), filter),
         Cmd::Cat { kind, id } => cmd::cat::run(cli, kind, id.as_deref()),
         Cmd::Check {
             read_data,

@@ -18,6 +18,14 @@ pub enum Copied {
     Present,
 }
 
+/// How to copy.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CopyOptions {
+    /// Counted as files and bytes are copied (totals: each snapshot's, from its summary).
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
+}
+
 /// What `copy` did, snapshot by snapshot.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -45,6 +53,7 @@ pub fn copy(
     dst: &Locked,
     src: &Indexed,
     snapshots: &[(SnapshotId, Snapshot)],
+    opts: &CopyOptions,
     done: &mut dyn FnMut(&SnapshotId, &Snapshot, Copied),
 ) -> Result<CopyReport> {
     let (dst_lock, dst) = (dst.guard(), dst.repo());
@@ -53,7 +62,11 @@ pub fn copy(
     for (id, s) in snapshots {
         // Reloaded each time so later snapshots deduplicate against earlier copies.
         let dst_index = Index::load(dst)?;
-        let c = match copy_snapshot(dst, &dst_index, src, src_index, id, s, dst_lock)? {
+        if let (Some(p), Some(sum)) = (&opts.progress, &s.summary) {
+            p.set_totals(sum.total_files_processed, sum.total_bytes_processed);
+        }
+        let progress = opts.progress.clone();
+        let c = match copy_snapshot(dst, &dst_index, (src, src_index), id, s, progress, dst_lock)? {
             Some(new) => Copied::As(new),
             None => Copied::Present,
         };

@@ -30,6 +30,8 @@ pub struct DrillOptions {
     pub exec: Option<String>,
     /// Store no verification record (`--no-record`); none is stored unlocked either.
     pub no_record: bool,
+    /// Counted as the scratch restore writes files, for a progress display.
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 /// What the drill checked and found.
@@ -102,6 +104,7 @@ fn drill_only(
         target: scratch.path.clone(),
         verify: true,
         owner: Some(false),
+        progress: opts.progress.clone(),
         ..Default::default()
     };
     r.restore = super::restore(ix, snapshot, "", &ro)?;

@@ -35,6 +35,10 @@ pub struct KeyInfo {
     pub version: u32,
     pub kdf: String,
     pub params: KdfParams,
+    /// When this host last opened the repository with it (RFC 3339), as its local cache
+    /// remembers; `None` for keys this host did not use last, or without a cache. The
+    /// repository itself records no use: opening it writes nothing.
+    pub last_used: Option<String>,
 }
 
 /// The key files of a repository.
@@ -62,6 +66,10 @@ pub fn key_list(repo: &Repository) -> Result<KeyListReport> {
             .collect()
     });
     let current = repo.current_key();
+    let used = repo.key_last_used_here().and_then(|(id, t)| {
+        let t = jiff::Timestamp::try_from(t).ok()?;
+        Some((id, t.to_string()))
+    });
     let mut report = KeyListReport::default();
     for (name, kf) in got {
         match kf.and_then(|kf| Ok((key_id(&name)?, kf))) {
@@ -74,6 +82,7 @@ pub fn key_list(repo: &Repository) -> Result<KeyListReport> {
                 version: kf.version,
                 kdf: kf.kdf,
                 params: kf.params,
+                last_used: used.as_ref().filter(|(u, _)| *u == id).map(|x| x.1.clone()),
             }),
             // Removed since the listing (by a concurrent `key remove`).
             Err(e) if e.is_not_found() => {}

@@ -11,10 +11,13 @@ mod cat;
 mod check;
 mod config;
 mod copy;
+mod diff;
 mod drill;
+mod find;
 mod forget;
 mod init;
 mod key;
+mod manifest;
 mod metrics;
 mod open;
 mod profile;
@@ -35,14 +38,17 @@ pub use cache::{cache, CacheOptions, CacheReport};
 pub use cat::{cat, CatKind, CatOutput};
 pub use check::check;
 pub use config::{config, ConfigOptions, ConfigReport};
-pub use copy::{copy, Copied, CopyReport};
+pub use copy::{copy, Copied, CopyOptions, CopyReport};
+pub use diff::{diff, DiffChange, DiffOptions, DiffReport, DiffStat};
 pub use drill::{drill, DrillOptions, DrillReport};
+pub use find::{find, find_ids, FindOptions, FindReport, FoundObject};
 pub use forget::{forget, ForgetGroup, ForgetOptions, ForgetReport};
 pub use init::{init, InitReport};
 pub use key::{
     key_add, key_list, key_passwd, key_remove, KeyAddOptions, KeyInfo, KeyListReport,
     KeyRemoveOptions, KeyRemoveReport,
 };
+pub use manifest::{manifest, ManifestEntry, ManifestReport};
 pub use metrics::{write_metrics, MetricLabels};
 pub use open::{open_repository, open_store, RepositoryOptions, Store, StoreOptions};
 pub use profile::{

@@ -14,6 +14,9 @@ pub struct SnapshotsOptions {
     pub filter: SnapshotFilter,
     /// Group by host, paths and/or tags (restic's `--group-by`); `None`: one list.
     pub group_by: Option<GroupBy>,
+    /// Only the latest N of each host and set of paths (restic's `--latest`), after the
+    /// filter and before grouping.
+    pub latest: Option<usize>,
     /// Read the verification records too, for `SnapshotsReport::verified`.
     pub verified: bool,
 }
@@ -44,6 +47,10 @@ pub fn snapshots(repo: &Repository, opts: &SnapshotsOptions) -> Result<Snapshots
         .into_iter()
         .filter(|(_, s)| opts.filter.matches(s))
         .collect();
+    let snaps = match opts.latest {
+        Some(n) => latest_per_host_and_paths(snaps, n),
+        None => snaps,
+    };
     let groups = match opts.group_by {
         None => vec![SnapshotGroup {
             key: None,
@@ -67,4 +74,25 @@ pub fn snapshots(repo: &Repository, opts: &SnapshotsOptions) -> Result<Snapshots
         HashMap::new()
     };
     Ok(SnapshotsReport { groups, verified })
+}
+
+/// The last `n` of each (host, paths) in `snaps` (oldest first, as listed), order kept.
+fn latest_per_host_and_paths(
+    snaps: Vec<(SnapshotId, Snapshot)>,
+    n: usize,
+) -> Vec<(SnapshotId, Snapshot)> {
+    let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
+    let mut kept: Vec<_> = snaps
+        .into_iter()
+        .rev()
+        .filter(|(_, s)| {
+            let mut paths = s.paths.clone();
+            paths.sort();
+            let c = seen.entry((s.hostname.clone(), paths)).or_default();
+            *c += 1;
+            *c <= n
+        })
+        .collect();
+    kept.reverse();
+    kept
 }

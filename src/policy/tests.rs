@@ -228,9 +228,43 @@ fn durations_parse() {
             hours: 3
         }
     );
-    assert!("7w".parse::<Within>().is_err());
+    // A week is seven days (restic has no week unit; cista takes one everywhere durations are).
+    assert_eq!(
+        "8w".parse::<Within>().unwrap(),
+        Within {
+            days: 56,
+            ..Within::default()
+        }
+    );
+    assert_eq!("1y2w3d".parse::<Within>().unwrap().days, 17);
     assert!("".parse::<Within>().is_err());
     assert!("5".parse::<Within>().is_err());
+    assert!("7x".parse::<Within>().is_err());
+}
+
+/// The CLI's other duration flags (`drill --newer-than`, `--newer-than`, `--retry-lock`)
+/// are parsed by humantime: a week there is the same seven days.
+#[test]
+fn weeks_agree_with_the_humantime_flags() {
+    let w: Within = "8w".parse().unwrap();
+    let h = humantime::parse_duration("8w").unwrap();
+    assert_eq!(h.as_secs(), w.days as u64 * 86_400);
+}
+
+#[test]
+fn keep_within_weeks_spans_seven_days_each() {
+    // The Sunday backups: 2 weeks before the latest (11-17) is 11-03 exactly, which lies on
+    // the edge and so outside, as with 14d.
+    let p = KeepPolicy {
+        within: Some("2w".parse().unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(kept(&sundays(), &p), vec!["2019-11-10", "2019-11-17"]);
+    let days = KeepPolicy {
+        within: Some("14d".parse().unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(kept(&sundays(), &p), kept(&sundays(), &days));
 }
 
 #[test]

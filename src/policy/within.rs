@@ -1,4 +1,5 @@
-//! `--keep-within*` spans: years, months, days and hours, parsed from restic's `2y5m7d3h`.
+//! `--keep-within*` spans: years, months, days and hours, parsed from restic's `2y5m7d3h`
+//! (and weeks, `8w`, as seven days each).
 
 use jiff::Zoned;
 
@@ -18,7 +19,7 @@ impl std::str::FromStr for Within {
     fn from_str(s: &str) -> Result<Within> {
         let bad = || {
             Error::Invalid(format!(
-                "duration {s:?}: use e.g. 2y5m7d3h (years, months, days, hours)"
+                "duration {s:?}: use e.g. 2y5m7d3h or 8w (years, months, weeks, days, hours)"
             ))
         };
         let mut w = Within::default();
@@ -33,6 +34,7 @@ impl std::str::FromStr for Within {
             match c {
                 'y' => w.years += n,
                 'm' => w.months += n,
+                'w' => w.days += n.checked_mul(7).ok_or_else(bad)?,
                 'd' => w.days += n,
                 'h' => w.hours += n,
                 _ => return Err(bad()),

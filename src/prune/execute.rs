@@ -54,7 +54,8 @@ impl PrunePlan {
         rep: &mut PruneReport,
     ) -> Result<()> {
         // 2. Repack.
-        let repacked = repack(repo, &self.repack, self.repack_uncompressed)?;
+        let progress = self.progress.as_deref();
+        let repacked = repack(repo, &self.repack, self.repack_uncompressed, progress)?;
         rep.packs_written = repacked.packs_written as usize;
         rep.bytes_written = repacked.bytes_written;
 

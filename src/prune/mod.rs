@@ -34,6 +34,8 @@ pub struct PruneOptions {
     pub max_unused: MaxUnused,
     pub max_repack_size: Option<u64>,
     pub repack_uncompressed: bool,
+    /// Counted as packs are repacked (`files` are packs here), for a progress display.
+    pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 impl Default for PruneOptions {
@@ -43,6 +45,7 @@ impl Default for PruneOptions {
             max_unused: MaxUnused::Percent(5.0),
             max_repack_size: None,
             repack_uncompressed: false,
+            progress: None,
         }
     }
 }

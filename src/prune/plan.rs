@@ -46,6 +46,7 @@ pub struct PrunePlan {
     /// Verification records that say nothing about the snapshots left (format §19).
     pub(super) records: Vec<Id>,
     pub(super) repack_uncompressed: bool,
+    pub(super) progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
 
 /// The per-pack tally: what is used where, before any choice.
@@ -130,6 +131,7 @@ impl PrunePlan {
             has_superseded: !index.superseded_files().is_empty(),
             records,
             repack_uncompressed: opts.repack_uncompressed,
+            progress: opts.progress.clone(),
         })
     }
 

@@ -23,13 +23,28 @@ pub(super) struct Repacked {
 /// verified) before it is copied; with `reseal`, uncompressed blobs are compressed anew.
 /// The new packs are not indexed here: prune writes its own index, naming them with the kept
 /// packs.
-pub(super) fn repack(repo: &Repository, packs: &[PackPlan], reseal: bool) -> Result<Repacked> {
+pub(super) fn repack(
+    repo: &Repository,
+    packs: &[PackPlan],
+    reseal: bool,
+    progress: Option<&crate::util::Progress>,
+) -> Result<Repacked> {
     let saver = BlobSaver::new(repo, None);
+    if let Some(p) = progress {
+        p.set_totals(packs.len() as u64, packs.iter().map(|p| p.size).sum());
+    }
+    let done = |p: &PackPlan| {
+        if let Some(pr) = progress {
+            pr.add_files(1);
+            pr.add_bytes(p.size);
+        }
+    };
     let width = repo.pack_width();
     if width == 0 {
         for p in packs {
             let bytes = repo.backend().read(FileType::Pack, &p.id.to_hex())?;
             repack_one(repo, &saver, p, bytes, reseal)?;
+            done(p);
         }
     } else {
         // An object store: the next packs are on the wire while this one is repacked, at
@@ -38,7 +53,11 @@ pub(super) fn repack(repo: &Repository, packs: &[PackPlan], reseal: bool) -> Res
             packs,
             width,
             |p| repo.backend().read(FileType::Pack, &p.id.to_hex()),
-            |p, bytes| repack_one(repo, &saver, p, bytes?, reseal),
+            |p, bytes| {
+                repack_one(repo, &saver, p, bytes?, reseal)?;
+                done(p);
+                Ok(())
+            },
         )?;
     }
     saver.finish_packs()?;

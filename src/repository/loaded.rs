@@ -65,7 +65,8 @@ pub(crate) fn warn_skipped(what: &str, id: &Id, e: &Error) {
     }
 }
 
-/// Which snapshots a command considers: restic's `--host`, `--tag`, `--path`.
+/// Which snapshots a command considers: restic's `--host`, `--tag`, `--path`, and a time
+/// window (`--before`, `--newer-than`).
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct SnapshotFilter {
@@ -75,16 +76,35 @@ pub struct SnapshotFilter {
     pub tags: Vec<String>,
     /// Snapshots whose paths include all of these.
     pub paths: Vec<String>,
+    /// Only snapshots taken strictly before this instant.
+    pub before: Option<jiff::Timestamp>,
+    /// Only snapshots taken strictly after this instant.
+    pub after: Option<jiff::Timestamp>,
 }
 
 impl SnapshotFilter {
-    /// No host, tag or path given: every snapshot matches.
+    /// No host, tag, path or time given: every snapshot matches.
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+        self.hosts.is_empty()
+            && self.tags.is_empty()
+            && self.paths.is_empty()
+            && self.before.is_none()
+            && self.after.is_none()
+    }
+
+    /// Whether the snapshot's time lies in the window (a time that does not parse never
+    /// does, when a window is set; `Snapshot::decode` refuses those anyway).
+    fn in_window(&self, s: &Snapshot) -> bool {
+        if self.before.is_none() && self.after.is_none() {
+            return true;
+        }
+        s.timestamp()
+            .is_ok_and(|t| self.before.is_none_or(|b| t < b) && self.after.is_none_or(|a| t > a))
     }
 
     pub fn matches(&self, s: &Snapshot) -> bool {
-        (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
+        self.in_window(s)
+            && (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && (self.tags.is_empty()
                 || self
                     .tags

@@ -332,6 +332,14 @@ impl Repository {
         *self.current_key.lock().unwrap()
     }
 
+    /// The key file this host last opened the repository with, and when (from the key
+    /// hint; `None` without a cache directory).
+    pub(crate) fn key_last_used_here(&self) -> Option<(Id, std::time::SystemTime)> {
+        let p = self.key_hint_file.as_ref()?;
+        let id = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
+        Some((id, std::fs::metadata(p).ok()?.modified().ok()?))
+    }
+
     /// Records `key` as the key file in use (after a password change, or `None` after its
     /// removal), and remembers it as this host's key hint when the repository was opened
     /// with one.

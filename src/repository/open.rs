@@ -68,6 +68,10 @@ impl Repository {
         if let Some(p) = &hint_file {
             if remembered.as_deref() != Some(key.to_hex().as_str()) {
                 crate::backend::cache_put_file(p, key.to_hex().as_bytes());
+            } else {
+                // Its mtime is when this host last opened the repository with the key
+                // (`key list`'s last use).
+                let _ = filetime::set_file_mtime(p, filetime::FileTime::now());
             }
         }
         repo.key_hint_file = hint_file;

@@ -25,6 +25,16 @@ pub(super) fn open_target(target: &std::path::Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io("open directory", target, e.into()))
 }
 
+/// Opens the target if it exists (a dry run creates nothing); `None` if it does not.
+pub(super) fn open_target_if_there(target: &std::path::Path) -> Result<Option<OwnedFd>> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rustix::fs::openat(rustix::fs::CWD, target, flags, Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::io("open directory", target, e.into())),
+    }
+}
+
 /// Makes every directory item, parents first (items are planned that way), keeping each
 /// one's descriptor; returns which were made.
 pub(super) fn make_dirs(dirs: &Dirs, fail: &Fail) -> Vec<bool> {
@@ -61,6 +71,8 @@ pub(super) struct Dirs<'a> {
     pub(super) root: Arc<OwnedFd>,
     pub(super) items: &'a [Item],
     pub(super) open: Mutex<DirCache>,
+    /// `delete`: a directory with entries where something else goes is removed with them.
+    pub(super) remove_trees: bool,
 }
 
 #[derive(Default)]
@@ -94,11 +106,25 @@ impl DirCache {
 }
 
 impl<'a> Dirs<'a> {
-    pub(super) fn new(root: OwnedFd, items: &'a [Item]) -> Self {
+    pub(super) fn new(root: OwnedFd, items: &'a [Item], remove_trees: bool) -> Self {
         Dirs {
             root: Arc::new(root),
             items,
             open: Mutex::default(),
+            remove_trees,
+        }
+    }
+
+    /// Removes whatever stands at `name` in `dir` so that something else can be created
+    /// there: `clear_entry`, or with `delete` a directory and everything in it.
+    pub(super) fn clear(&self, dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<()> {
+        if self.remove_trees {
+            match remove_tree(dir, name, false, &mut |_| ()) {
+                Err(Errno::NOENT) => Ok(()),
+                r => r,
+            }
+        } else {
+            clear_entry(dir, name)
         }
     }
 
@@ -174,6 +200,54 @@ pub(super) fn clear_entry(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<()> 
         Err(Errno::ISDIR) => rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR),
         Err(e) => Err(e),
     }
+}
+
+/// Removes `name` in `dir` and, for a directory, everything in it, each directory opened
+/// from its parent's descriptor with `O_NOFOLLOW` (a symlink is removed, never followed), and
+/// calls `gone` with each removed entry's path below `name` (`""` for `name` itself), entries
+/// before their directory. With `dry_run` nothing is removed, only reported.
+pub(super) fn remove_tree(
+    dir: &OwnedFd,
+    name: &[u8],
+    dry_run: bool,
+    gone: &mut dyn FnMut(&[u8]),
+) -> rustix::io::Result<()> {
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+        if !dry_run {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+        }
+        gone(b"");
+        return Ok(());
+    }
+    let sub = open_dir(dir, name)?;
+    for n in entries(&sub)? {
+        remove_tree(&sub, &n, dry_run, &mut |below: &[u8]| {
+            let mut p = n.clone();
+            if !below.is_empty() {
+                p.push(b'/');
+                p.extend_from_slice(below);
+            }
+            gone(&p)
+        })?;
+    }
+    if !dry_run {
+        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
+    }
+    gone(b"");
+    Ok(())
+}
+
+/// The names in a directory, `.` and `..` left out.
+pub(super) fn entries(dir: &OwnedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(dir)? {
+        let n = e?.file_name().to_bytes().to_vec();
+        if n != b"." && n != b".." {
+            names.push(n);
+        }
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -278,6 +278,19 @@ pub(super) fn verify_file(repo: &Repository, index: &Index, node: &Node, path: &
     Ok(())
 }
 
+/// A file's BLAKE3 digest computed from its blobs, each verified and the length (and any
+/// recorded digest) checked: for a node that records no digest.
+pub(crate) fn content_digest(
+    repo: &Repository,
+    index: &Index,
+    node: &Node,
+    path: &str,
+) -> Result<Id> {
+    let mut blobs = FileBlobs::new(repo, index, node, path, Pass::Verify);
+    while blobs.next_blob()?.is_some() {}
+    Ok(Id(*blobs.hasher.finalize().as_bytes()))
+}
+
 /// A file's verified blobs as a reader (the archive's entry content); a failure is kept in
 /// `failed` for the caller, the archive writer sees only that reading stopped.
 pub(super) struct BlobReader<'a> {

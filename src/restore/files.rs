@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::Relaxed;
 
 use rayon::prelude::*;
@@ -12,31 +13,46 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use super::dirs::Dirs;
+use super::plan::{open_existing, Decision, FileId};
 use super::runs::{plan_runs, Run};
-use super::writer::{Place, Slot, Writer};
-use super::{failed, Fail, Item, RestoreOptions};
+use super::writer::{Place, Writer, Written};
+use super::{failed, Events, Fail, Item, RestoreOptions};
 use crate::backend::FileType;
 use crate::error::{Error, Result};
-use crate::format::{BlobType, NodeKind};
+use crate::format::BlobType;
 use crate::id::{BlobId, Id};
 use crate::index::{BlobLocation, Index};
 use crate::pack::open_blob_at;
 use crate::problem::{ObjectKind, Problem, ProblemKind};
 use crate::repository::Repository;
 
-/// Where every blob the files of `slots` need goes, by blob (each read once however many
-/// files or offsets need it), and the slots of empty files. A file whose blobs the index
-/// lacks, or whose blobs do not add up to its size, is reported and left out.
+/// The blobs of one file that replaces an existing file holding them at the same offsets:
+/// copied from it, not downloaded.
+struct LocalCopy {
+    slot: usize,
+    old: FileId,
+    /// (blob, offset, length)
+    blobs: Vec<(BlobId, u64, usize)>,
+}
+
+/// What the files of `w` need: where every blob to download goes, by blob (each read once
+/// however many files or offsets need it), the blobs to copy from the files being replaced,
+/// and the slots of empty files. A file whose blobs the index lacks, or whose blobs do not
+/// add up to its size, is reported and left out.
 #[allow(clippy::type_complexity)]
 fn place_blobs(
     index: &Index,
-    items: &[Item],
-    slots: &[Slot],
-    fail: &Fail,
-) -> (HashMap<BlobId, (BlobLocation, Vec<Place>)>, Vec<usize>) {
+    w: &Writer,
+    decisions: &[&Decision],
+) -> (
+    HashMap<BlobId, (BlobLocation, Vec<Place>)>,
+    Vec<LocalCopy>,
+    Vec<usize>,
+) {
+    let items = w.dirs.items;
     let mut places: HashMap<BlobId, (BlobLocation, Vec<Place>)> = HashMap::new();
-    let mut empty = Vec::new();
-    for (si, slot) in slots.iter().enumerate() {
+    let (mut local, mut empty) = (Vec::new(), Vec::new());
+    for (si, slot) in w.slots.iter().enumerate() {
         let node = &items[slot.item].node;
         let locs: std::result::Result<Vec<BlobLocation>, &BlobId> = node
             .content
@@ -61,7 +77,7 @@ fn place_blobs(
             }
         };
         if let Some(why) = problem {
-            fail(&items[slot.item], "restore", why);
+            w.reject(si, why);
             continue;
         }
         let locs = locs.expect("an error is reported above");
@@ -69,35 +85,63 @@ fn place_blobs(
             empty.push(si);
             continue;
         }
+        let (keep, old) = match decisions[si] {
+            Decision::Update { keep, old } => (keep.as_slice(), *old),
+            _ => (&[][..], (0, 0)),
+        };
+        let mut copy = LocalCopy {
+            slot: si,
+            old,
+            blobs: Vec::new(),
+        };
         let mut offset = 0u64;
-        for (id, loc) in node.content.iter().zip(locs) {
-            places
-                .entry(*id)
-                .or_insert_with(|| (loc, Vec::new()))
-                .1
-                .push(Place { file: si, offset });
+        for (i, (id, loc)) in node.content.iter().zip(locs).enumerate() {
+            if keep.get(i) == Some(&true) {
+                copy.blobs.push((*id, offset, loc.raw_len as usize));
+            } else {
+                places
+                    .entry(*id)
+                    .or_insert_with(|| (loc, Vec::new()))
+                    .1
+                    .push(Place { file: si, offset });
+            }
             offset += loc.raw_len as u64;
         }
         slot.remaining.store(node.content.len(), Relaxed);
+        if !copy.blobs.is_empty() {
+            local.push(copy);
+        }
     }
-    (places, empty)
+    (places, local, empty)
 }
 
-/// Writes the content of the regular files `files` (indexes into `dirs.items`): every blob they
-/// need is read once, by pack in ranged reads, opened and verified, and written at each offset
-/// that needs it. Returns the files restored and their bytes.
+/// Writes the content of the regular files `files` (indexes into `dirs.items`, each `New` or
+/// `Update`): every blob they need is read once, by pack in ranged reads, opened and verified,
+/// and written at each offset that needs it; blobs a replaced file already holds are copied
+/// from it instead.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn write_files(
     repo: &Repository,
     index: &Index,
     dirs: &Dirs,
-    files: &[usize],
+    files: &[(usize, &Decision)],
     opts: &RestoreOptions,
     owner: bool,
     fail: &Fail,
-) -> (u64, u64) {
-    let w = Writer::new(dirs, files, owner, fail, opts.progress.as_deref());
-    let (places, empty) = place_blobs(index, dirs.items, &w.slots, fail);
+    events: &Events,
+) -> Written {
+    let slots: Vec<(usize, bool)> = files
+        .iter()
+        .map(|(i, d)| (*i, matches!(d, Decision::Update { .. })))
+        .collect();
+    let decisions: Vec<&Decision> = files.iter().map(|(_, d)| *d).collect();
+    let progress = opts.progress.as_deref();
+    let w = Writer::new(dirs, &slots, owner, fail, progress, events);
+    let (places, local, empty) = place_blobs(index, &w, &decisions);
     empty.par_iter().for_each(|&si| w.create_empty(si));
+    local
+        .par_iter()
+        .for_each_init(Vec::new, |buf, c| copy_local(repo, c, opts.sparse, &w, buf));
     let runs = plan_runs(places.iter().map(|(id, (loc, _))| (*id, *loc)).collect());
     // An object store answers each ranged read after a round trip: `in_flight` keeps
     // 2 x `connections` reads going rather than one per core.
@@ -106,6 +150,36 @@ pub(super) fn write_files(
             .for_each(|run| read_run(repo, run, &places, opts.sparse, &w))
     });
     w.totals()
+}
+
+/// Copies the blobs a replaced file already holds into its replacement, each read again and
+/// checked against its id (the file may have changed since it was compared).
+fn copy_local(repo: &Repository, c: &LocalCopy, sparse: bool, w: &Writer, buf: &mut Vec<u8>) {
+    let it = &w.dirs.items[w.slots[c.slot].item];
+    let src = w
+        .dirs
+        .parent_of(it)
+        .and_then(|dir| open_existing(&dir, it, c.old))
+        .map_err(|e| failed(&e));
+    for &(id, offset, len) in &c.blobs {
+        let place = Place {
+            file: c.slot,
+            offset,
+        };
+        let read = src.as_ref().map_err(Clone::clone).and_then(|f| {
+            buf.resize(len, 0);
+            let e = match f.read_exact_at(buf, offset) {
+                Ok(()) if repo.keys().blob_id(buf) == id => return Ok(()),
+                Ok(()) => std::io::Error::other("changed while restoring"),
+                Err(e) => e,
+            };
+            Err(failed(&Error::io("read", &it.dest, e)))
+        });
+        match read {
+            Ok(()) => w.put(&place, Ok((buf, sparse && buf.iter().all(|&b| b == 0)))),
+            Err(e) => w.put(&place, Err(&e)),
+        }
+    }
 }
 
 /// Reads one run, opens and verifies each blob in it, and hands it to every place that needs
@@ -154,14 +228,13 @@ fn read_run(
     }
 }
 
-/// Reads every restored regular file back (`--verify`); returns how many matched.
-pub(super) fn verify_files(dirs: &Dirs, fail: &Fail) -> u64 {
+/// Reads the regular files `files` (indexes into `dirs.items`) back (`--verify`); returns how
+/// many matched.
+pub(super) fn verify_files(dirs: &Dirs, files: &[usize], fail: &Fail) -> u64 {
     let items = dirs.items;
-    let failed: Vec<(usize, Error)> = items
+    let failed: Vec<(usize, Error)> = files
         .par_iter()
-        .enumerate()
-        .filter(|(_, it)| it.node.kind == NodeKind::File)
-        .filter_map(|(i, it)| verify_file(dirs, it).err().map(|e| (i, e)))
+        .filter_map(|&i| verify_file(dirs, &items[i]).err().map(|e| (i, e)))
         .collect();
     for (i, e) in &failed {
         let kind = if e.is_integrity() {
@@ -171,11 +244,7 @@ pub(super) fn verify_files(dirs: &Dirs, fail: &Fail) -> u64 {
         };
         fail(&items[*i], "verify", Problem::new(kind, e.to_string()));
     }
-    let files = items
-        .iter()
-        .filter(|i| i.node.kind == NodeKind::File)
-        .count();
-    (files - failed.len()) as u64
+    (files.len() - failed.len()) as u64
 }
 
 /// Re-reads a restored file, opened by name in its directory's descriptor without following

@@ -9,24 +9,35 @@ use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType as FsType, Mode, OFlags, Timestamps, XattrFlags, CWD};
 use rustix::io::Errno;
 
-use super::dirs::{clear_entry, Dirs};
-use super::{failed, Fail, Item};
+use super::dirs::Dirs;
+use super::{failed, Events, Fail, Item, ItemAction};
 use crate::error::{Error, Result};
 use crate::format::{Node, NodeKind};
 use crate::problem::{Problem, ProblemKind};
 
 /// Creates the symlinks and special files `items`, with their metadata; returns how many.
-pub(super) fn restore_specials(dirs: &Dirs, items: &[usize], owner: bool, fail: &Fail) -> u64 {
+pub(super) fn restore_specials(
+    dirs: &Dirs,
+    items: &[usize],
+    owner: bool,
+    fail: &Fail,
+    events: &Events,
+) -> u64 {
     items
         .par_iter()
         .map(|&i| {
             let it = &dirs.items[i];
             let r = dirs.parent_of(it).and_then(|dir| {
+                dirs.clear(&dir, &it.node.name)
+                    .map_err(|e| Error::io("replace", &it.dest, e.into()))?;
                 create_special(&it.node, &dir, &it.dest)?;
                 set_meta_at(&it.node, &dir, &it.dest, owner)
             });
             match r {
-                Ok(()) => 1,
+                Ok(()) => {
+                    events.emit(ItemAction::Restored, &it.snap_path, None);
+                    1
+                }
                 Err(e) => {
                     fail(it, "restore", failed(&e));
                     0
@@ -40,7 +51,7 @@ pub(super) fn restore_specials(dirs: &Dirs, items: &[usize], owner: bool, fail: 
 pub(super) fn hard_link(dirs: &Dirs, first: &Item, it: &Item) -> Result<()> {
     let (from, to) = (dirs.parent_of(first)?, dirs.parent_of(it)?);
     let name = it.node.name.as_slice();
-    clear_entry(&to, name)
+    dirs.clear(&to, name)
         .and_then(|()| {
             // Flags 0: a symlink at `first` would be linked itself, not followed.
             rustix::fs::linkat(
@@ -57,7 +68,7 @@ pub(super) fn hard_link(dirs: &Dirs, first: &Item, it: &Item) -> Result<()> {
 /// Directory metadata last, deepest level first (a parent restored without search permission
 /// would lock a non-root restorer out of its children), each level in parallel: setting a
 /// directory's metadata does not change its parent's. Only directories `made` are touched.
-pub(super) fn set_dir_meta(dirs: &Dirs, made: &[bool], owner: bool, fail: &Fail) {
+pub(super) fn set_dir_meta(dirs: &Dirs, made: &[bool], owner: bool, fail: &Fail, events: &Events) {
     let mut todo: Vec<(usize, &Item)> = dirs
         .items
         .iter()
@@ -72,21 +83,21 @@ pub(super) fn set_dir_meta(dirs: &Dirs, made: &[bool], owner: bool, fail: &Fail)
                 .get(Some(i))
                 .map_err(|e| Error::io("open directory", &it.dest, e.into()))
                 .and_then(|fd| set_fd_meta(&it.node, fd.as_fd(), &it.dest, owner));
-            if let Err(e) = r {
-                fail(
+            match r {
+                Ok(()) => events.emit(ItemAction::Restored, &it.snap_path, None),
+                Err(e) => fail(
                     it,
                     "set metadata",
                     Problem::from_error(&e, ProblemKind::MetadataFailed),
-                );
+                ),
             }
         });
     }
 }
 
-/// Creates a symlink or special file by name in `dir`, replacing whatever stands there.
+/// Creates a symlink or special file by name in `dir`, where nothing stands now.
 pub(super) fn create_special(node: &Node, dir: &OwnedFd, dest: &Path) -> Result<()> {
     let name = node.name.as_slice();
-    clear_entry(dir, name).map_err(|e| Error::io("replace", dest, e.into()))?;
     let mode = Mode::from_raw_mode(node.mode & 0o7777);
     let rdev = match node.kind {
         NodeKind::Symlink => {

@@ -1,7 +1,10 @@
 //! File-writer bookkeeping (restic's `fileswriter`): which files are open, how many blob
 //! placements each still waits for, and finishing a file (length, metadata) when its last
-//! placement is accounted for, or removing it if any failed.
+//! placement is accounted for, or removing it if any failed. A file that replaces an existing
+//! one is written under a temporary name beside it and renamed over it only once complete, so
+//! a restore that fails (or is killed) leaves the old file whole, never part old, part new.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -10,9 +13,10 @@ use std::sync::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::dirs::{clear_entry, Dirs};
+use super::dirs::Dirs;
 use super::meta::set_fd_meta;
-use super::{failed, Fail, Item};
+use super::plan::{open_existing, FileId};
+use super::{failed, Events, Fail, Item, ItemAction};
 use crate::error::{Error, Result};
 use crate::problem::Problem;
 
@@ -29,6 +33,8 @@ pub(super) struct Place {
 /// A regular file being restored.
 pub(super) struct Slot {
     pub(super) item: usize,
+    /// It replaces an existing regular file (written beside it, then renamed over it).
+    pub(super) replace: bool,
     pub(super) out: Mutex<Out>,
     /// Blob placements still to write; the one that takes it to zero finishes the file.
     pub(super) remaining: AtomicUsize,
@@ -38,10 +44,19 @@ pub(super) struct Slot {
 pub(super) struct Out {
     pub(super) file: Option<File>,
     pub(super) created: bool,
+    /// The temporary name it is written under, when it replaces a file.
+    pub(super) tmp: Option<Vec<u8>>,
     /// (device, inode) of the file while it is closed (see `MAX_OPEN`).
     pub(super) inode: Option<(u64, u64)>,
     /// The first error; a failed file is removed once its last placement is accounted for.
     pub(super) error: Option<Problem>,
+}
+
+impl Out {
+    /// The name the file is written under in its directory.
+    fn name<'a>(&'a self, it: &'a Item) -> &'a [u8] {
+        self.tmp.as_deref().unwrap_or(&it.node.name)
+    }
 }
 
 /// Creates a file to restore into, replacing whatever else stands there (a symlink, a FIFO, a
@@ -53,23 +68,46 @@ pub(super) fn create_dest(dirs: &Dirs, it: &Item) -> Result<File> {
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
     let mode = Mode::RUSR | Mode::WUSR;
     match rustix::fs::openat(&dir, name, flags, mode) {
-        Err(Errno::EXIST) => {
-            clear_entry(&dir, name).and_then(|()| rustix::fs::openat(&dir, name, flags, mode))
-        }
+        Err(Errno::EXIST) => dirs
+            .clear(&dir, name)
+            .and_then(|()| rustix::fs::openat(&dir, name, flags, mode)),
         r => r,
     }
     .map(File::from)
     .map_err(|e| Error::io("create", &it.dest, e.into()))
 }
 
+/// Creates the file that is to replace `it`'s existing one, under a new name in the same
+/// directory (`O_EXCL`: never anything already there); returns it and its name.
+pub(super) fn create_beside(dirs: &Dirs, it: &Item) -> Result<(File, Vec<u8>)> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = dirs.parent_of(it)?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let mut tries = 0;
+    loop {
+        let n = NEXT.fetch_add(1, Relaxed);
+        let name = format!(".cista-restore-{:x}-{n:x}", std::process::id()).into_bytes();
+        match rustix::fs::openat(&dir, name.as_slice(), flags, Mode::RUSR | Mode::WUSR) {
+            Ok(fd) => return Ok((File::from(fd), name)),
+            Err(Errno::EXIST) if tries < 100 => tries += 1,
+            Err(e) => return Err(Error::io("create", &it.dest, e.into())),
+        }
+    }
+}
+
 /// Opens a file again that was closed after `MAX_OPEN`, keeping what was written. `inode` is
 /// the (device, inode) it had: a file swapped in meanwhile is refused, not written and chowned.
-pub(super) fn reopen_dest(dirs: &Dirs, it: &Item, inode: Option<(u64, u64)>) -> Result<File> {
+pub(super) fn reopen_dest(
+    dirs: &Dirs,
+    it: &Item,
+    name: &[u8],
+    inode: Option<(u64, u64)>,
+) -> Result<File> {
     let dir = dirs.parent_of(it)?;
     // O_NONBLOCK: a FIFO swapped in fails (ENXIO) instead of blocking.
     let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let io = |e: Errno| Error::io("open", &it.dest, e.into());
-    let fd = rustix::fs::openat(&dir, it.node.name.as_slice(), flags, Mode::empty()).map_err(io)?;
+    let fd = rustix::fs::openat(&dir, name, flags, Mode::empty()).map_err(io)?;
     if inode.is_some() && inode != file_id(&fd) {
         let e = std::io::Error::other("replaced by another file while restoring");
         return Err(Error::io("open", &it.dest, e));
@@ -82,11 +120,28 @@ pub(super) fn file_id(fd: impl AsFd) -> Option<(u64, u64)> {
     Some((st.st_dev as u64, st.st_ino as u64))
 }
 
-/// Removes a file whose restore failed.
-pub(super) fn remove_dest(dirs: &Dirs, it: &Item) {
+/// Removes a file whose restore failed: what was created, under the name it was written.
+pub(super) fn remove_dest(dirs: &Dirs, it: &Item, name: &[u8]) {
     if let Ok(dir) = dirs.get(it.parent) {
-        let _ = rustix::fs::unlinkat(&dir, it.node.name.as_slice(), AtFlags::empty());
+        let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
     }
+}
+
+/// Sets the metadata of an existing file whose content already matches, on a descriptor of
+/// that very file (`old`, as it was compared).
+pub(super) fn set_existing_meta(dirs: &Dirs, it: &Item, old: FileId, owner: bool) -> Result<()> {
+    let f = open_existing(&*dirs.parent_of(it)?, it, old)?;
+    set_fd_meta(&it.node, f.as_fd(), &it.dest, owner)
+}
+
+/// What `write_files` wrote.
+#[derive(Default)]
+pub(super) struct Written {
+    pub(super) files: u64,
+    pub(super) updated: u64,
+    pub(super) bytes: u64,
+    /// Items that failed (reported): hard links to them are not made.
+    pub(super) failed: HashSet<usize>,
 }
 
 /// The regular files being written, shared by the threads that read runs.
@@ -96,24 +151,27 @@ pub(super) struct Writer<'a> {
     pub(super) owner: bool,
     pub(super) fail: &'a Fail<'a>,
     open_files: AtomicUsize,
-    done: AtomicU64,
-    bytes: AtomicU64,
+    written: Mutex<Written>,
     progress: Option<&'a crate::util::Progress>,
+    events: &'a Events<'a>,
 }
 
 impl<'a> Writer<'a> {
-    /// One slot per item of `files` (indexes into `dirs.items`).
+    /// One slot per item of `files` (indexes into `dirs.items`, and whether each replaces an
+    /// existing file).
     pub(super) fn new(
         dirs: &'a Dirs<'a>,
-        files: &[usize],
+        files: &[(usize, bool)],
         owner: bool,
         fail: &'a Fail<'a>,
         progress: Option<&'a crate::util::Progress>,
+        events: &'a Events<'a>,
     ) -> Self {
         let slots = files
             .iter()
-            .map(|&item| Slot {
+            .map(|&(item, replace)| Slot {
                 item,
+                replace,
                 out: Mutex::new(Out::default()),
                 remaining: AtomicUsize::new(0),
             })
@@ -124,15 +182,26 @@ impl<'a> Writer<'a> {
             owner,
             fail,
             open_files: AtomicUsize::new(0),
-            done: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
+            written: Mutex::default(),
             progress,
+            events,
         }
     }
 
-    /// The files finished and their bytes.
-    pub(super) fn totals(&self) -> (u64, u64) {
-        (self.done.load(Relaxed), self.bytes.load(Relaxed))
+    /// What was written, and what failed.
+    pub(super) fn totals(self) -> Written {
+        self.written.into_inner().unwrap()
+    }
+
+    /// Reports slot `si` as failed before anything was written for it.
+    pub(super) fn reject(&self, si: usize, why: Problem) {
+        let it = &self.dirs.items[self.slots[si].item];
+        self.written
+            .lock()
+            .unwrap()
+            .failed
+            .insert(self.slots[si].item);
+        (self.fail)(it, "restore", why);
     }
 
     /// Creates and finishes the empty file of slot `si`.
@@ -140,13 +209,8 @@ impl<'a> Writer<'a> {
         let slot = &self.slots[si];
         let it = &self.dirs.items[slot.item];
         let mut out = slot.out.lock().unwrap();
-        match create_dest(self.dirs, it) {
-            Ok(f) => {
-                out.created = true;
-                out.file = Some(f);
-                self.open_files.fetch_add(1, Relaxed);
-            }
-            Err(e) => out.error = Some(failed(&e)),
+        if let Err(e) = self.open_out(slot, &mut out, it) {
+            out.error = Some(failed(&e));
         }
         self.finish(slot, &mut out);
     }
@@ -164,7 +228,7 @@ impl<'a> Writer<'a> {
                     if let Some(p) = self.progress {
                         p.add_bytes(data.len() as u64);
                     }
-                    self.write_at(&mut out, it, place.offset, data, zero)
+                    self.write_at(slot, &mut out, it, place.offset, data, zero)
                 }
             };
             if let Err(e) = r {
@@ -179,8 +243,30 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Opens the slot's output unless it is open: created on first use (beside the file it
+    /// replaces, or in its place), else reopened.
+    fn open_out(&self, slot: &Slot, out: &mut Out, it: &Item) -> Result<()> {
+        if out.file.is_some() {
+            return Ok(());
+        }
+        let f = if out.created {
+            reopen_dest(self.dirs, it, out.name(it), out.inode)?
+        } else if slot.replace {
+            let (f, name) = create_beside(self.dirs, it)?;
+            out.tmp = Some(name);
+            f
+        } else {
+            create_dest(self.dirs, it)?
+        };
+        out.created = true;
+        out.file = Some(f);
+        self.open_files.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
     fn write_at(
         &self,
+        slot: &Slot,
         out: &mut Out,
         it: &Item,
         offset: u64,
@@ -188,16 +274,7 @@ impl<'a> Writer<'a> {
         zero: bool,
     ) -> std::result::Result<(), Problem> {
         (|| -> Result<()> {
-            if out.file.is_none() {
-                let f = if out.created {
-                    reopen_dest(self.dirs, it, out.inode)?
-                } else {
-                    create_dest(self.dirs, it)?
-                };
-                out.created = true;
-                out.file = Some(f);
-                self.open_files.fetch_add(1, Relaxed);
-            }
+            self.open_out(slot, out, it)?;
             if !zero {
                 use std::os::unix::fs::FileExt;
                 let f = out.file.as_ref().expect("opened above");
@@ -221,27 +298,47 @@ impl<'a> Writer<'a> {
             None => (|| -> Result<()> {
                 let f = match file {
                     Some(f) => f,
-                    None => reopen_dest(self.dirs, it, out.inode)?,
+                    None => reopen_dest(self.dirs, it, out.name(it), out.inode)?,
                 };
                 // Covers trailing holes of a sparse file.
                 f.set_len(it.node.size)
                     .map_err(|e| Error::io("set length", &it.dest, e))?;
-                set_fd_meta(&it.node, f.as_fd(), &it.dest, self.owner)
+                set_fd_meta(&it.node, f.as_fd(), &it.dest, self.owner)?;
+                match &out.tmp {
+                    Some(tmp) => {
+                        let dir = self.dirs.parent_of(it)?;
+                        let name = it.node.name.as_slice();
+                        rustix::fs::renameat(&dir, tmp.as_slice(), &dir, name)
+                            .map_err(|e| Error::io("replace", &it.dest, e.into()))
+                    }
+                    None => Ok(()),
+                }
             })()
             .map_err(|e| failed(&e)),
         };
+        let mut w = self.written.lock().unwrap();
         match r {
             Ok(()) => {
-                self.done.fetch_add(1, Relaxed);
-                self.bytes.fetch_add(it.node.size, Relaxed);
+                w.files += 1;
+                w.updated += slot.replace as u64;
+                w.bytes += it.node.size;
+                drop(w);
                 if let Some(p) = self.progress {
                     p.add_files(1);
                     p.set_current(&it.snap_path);
                 }
+                let action = if slot.replace {
+                    ItemAction::Updated
+                } else {
+                    ItemAction::Restored
+                };
+                self.events.emit(action, &it.snap_path, Some(it.node.size));
             }
             Err(e) => {
+                w.failed.insert(slot.item);
+                drop(w);
                 if out.created {
-                    remove_dest(self.dirs, it);
+                    remove_dest(self.dirs, it, out.name(it));
                 }
                 (self.fail)(it, "restore", e);
             }

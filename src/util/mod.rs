@@ -13,4 +13,4 @@ pub use names::{group_name, hostname, user_name, username};
 pub use progress::{Progress, ProgressReading};
 pub use size::{parse_size, parse_size_in};
 pub use tags::{split_tags, tag_list};
-pub use time::{format_time, now_string, parse_time};
+pub use time::{format_time, now_string, parse_instant, parse_time};

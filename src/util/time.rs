@@ -37,8 +37,37 @@ pub fn parse_time(t: &str) -> Result<String> {
     Ok(format_time(z))
 }
 
+/// Parses a point in time for selections (`--before`, `find --oldest`): RFC 3339
+/// (`2026-11-30T12:00:00+01:00`), or a civil date or date and time in the local zone
+/// (`2026-11-30`, `2026-11-30 12:00`, `2026-11-30 12:00:05`); a date alone is its midnight.
+pub fn parse_instant(t: &str) -> Result<jiff::Timestamp> {
+    let t = t.trim();
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let bad = || {
+        Error::Invalid(format!(
+            "time {t:?}: use RFC 3339 (2026-11-30T12:00:00Z) or a local date and time \
+             (2026-11-30, 2026-11-30 12:00)"
+        ))
+    };
+    let civil = t.replace(' ', "T");
+    let dt = match civil.parse::<jiff::civil::DateTime>() {
+        Ok(dt) => dt,
+        Err(_) => civil
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| bad())?
+            .to_datetime(jiff::civil::Time::midnight()),
+    };
+    dt.to_zoned(jiff::tz::TimeZone::system())
+        .map(|z| z.timestamp())
+        .map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     #[test]
@@ -55,5 +84,32 @@ mod tests {
             .unwrap()
             .starts_with("2026-01-02T03:04:05"));
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn instants_take_rfc3339_or_a_local_date() {
+        let utc: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
+        assert_eq!(parse_instant("2026-11-30T13:00:00+01:00").unwrap(), utc);
+        let local = |s: &str| {
+            jiff::civil::DateTime::from_str(s)
+                .unwrap()
+                .to_zoned(jiff::tz::TimeZone::system())
+                .unwrap()
+                .timestamp()
+        };
+        assert_eq!(
+            parse_instant("2026-11-30").unwrap(),
+            local("2026-11-30T00:00:00")
+        );
+        assert_eq!(
+            parse_instant("2026-11-30 14:05").unwrap(),
+            local("2026-11-30T14:05:00")
+        );
+        assert_eq!(
+            parse_instant("2026-11-30 14:05:09").unwrap(),
+            local("2026-11-30T14:05:09")
+        );
+        assert!(parse_instant("30.11.2026").is_err());
+        assert!(parse_instant("").is_err());
     }
 }

@@ -23,7 +23,12 @@ pub(crate) fn run(
     let mut opts = CheckOptions::default();
     opts.read_data = subset;
     opts.no_record = no_record;
-    let rep = commands::check(&l, &opts)?;
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    opts.progress = Some(progress.clone());
+    let shown = show_progress(cli, "check", &progress);
+    let rep = commands::check(&l, &opts);
+    drop(shown);
+    let rep = rep?;
     note_verification(cli, "check", &rep.recorded, rep.freshness.as_ref());
     outcome::note_counts([
         ("snapshots", rep.snapshots as u64),

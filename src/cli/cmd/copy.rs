@@ -13,7 +13,7 @@ pub(crate) struct From<'a> {
     pub(crate) password: PasswordSource,
 }
 
-pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Filter) -> Result<u8> {
+pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Selection) -> Result<u8> {
     let mut so = StoreOptions::new(from.repo);
     so.options = key_values(from.options)?;
     so.limit_download = cli.limit_download;
@@ -30,18 +30,29 @@ pub(crate) fn run(cli: &Cli, ids: &[String], from: From, filter: &Filter) -> Res
     let dst = lock(cli, &dst)?;
     let snaps = commands::select_snapshots(src.repo(), ids, &filter.to_lib())?;
     let (quiet, json, verbose) = (cli.quiet, cli.json, cli.verbose);
-    let report = commands::copy(&dst, &src, &snaps, &mut |id, s, c| match c {
-        Copied::As(new) if !quiet && !json => println!(
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    let mut opts = commands::CopyOptions::default();
+    opts.progress = Some(progress.clone());
+    let shown = show_progress(cli, "copy", &progress);
+    let say = |line: String| match &shown {
+        Some(s) => s.suspend(|| println!("{line}")),
+        None => println!("{line}"),
+    };
+    let report = commands::copy(&dst, &src, &snaps, &opts, &mut |id, s, c| match c {
+        Copied::As(new) if !quiet && !json => say(format!(
             "snapshot {} of {} copied as {}",
             id.short(),
             short_time(&s.time),
             new.short()
-        ),
-        Copied::Present if verbose > 0 => {
-            println!("snapshot {} is already in the destination", id.short())
-        }
+        )),
+        Copied::Present if verbose > 0 => say(format!(
+            "snapshot {} is already in the destination",
+            id.short()
+        )),
         _ => {}
-    })?;
+    });
+    drop(shown);
+    let report = report?;
     let (copied, skipped) = (report.copied(), report.skipped());
     outcome::note_counts([("copied", copied as u64), ("skipped", skipped as u64)]);
     if cli.json {

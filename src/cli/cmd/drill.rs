@@ -43,6 +43,8 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     o.keep = a.keep;
     o.exec = a.exec.map(String::from);
     o.no_record = a.no_record;
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    o.progress = Some(progress.clone());
     if !cli.quiet && !cli.json {
         eprintln!(
             "drilling snapshot {} of {}",
@@ -50,7 +52,10 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
             short_time(&snap.time)
         );
     }
-    let r = commands::drill(&ix, id, &snap, &o)?;
+    let shown = show_progress(cli, "drill", &progress);
+    let r = commands::drill(&ix, id, &snap, &o);
+    drop(shown);
+    let r = r?;
     note(&r);
     note_verification(cli, "drill", &r.recorded, r.freshness.as_ref());
     for e in r.restore.errors.iter().chain(&r.problems) {

@@ -13,7 +13,7 @@ pub(crate) fn run(
     snapshot: &str,
     path: &str,
     stream: bool,
-    filter: &Filter,
+    filter: &Selection,
 ) -> Result<u8> {
     let repo = open(cli)?;
     let l = lock(cli, &repo)?;

@@ -25,6 +25,9 @@ struct KeyJson<'a> {
     user_name: &'a str,
     host_name: &'a str,
     created: &'a str,
+    /// When this host last opened the repository with it (not in restic's shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used: Option<&'a str>,
 }
 
 fn list(cli: &Cli) -> Result<u8> {
@@ -43,6 +46,7 @@ fn list(cli: &Cli) -> Result<u8> {
                 user_name: &k.username,
                 host_name: &k.hostname,
                 created: &k.created,
+                last_used: k.last_used.as_deref(),
             })
             .collect();
         return print_json(&v).map(|_| 0);

@@ -13,7 +13,7 @@ pub(crate) fn run(
     snapshot: &str,
     path: Option<&str>,
     long: bool,
-    filter: &Filter,
+    filter: &Selection,
 ) -> Result<u8> {
     let repo = open(cli)?;
     let (id, snap) = repo.resolve_snapshot(snapshot, &filter.to_lib())?;

@@ -23,7 +23,12 @@ pub(crate) fn run_locked(cli: &Cli, ex: &commands::Exclusive, a: &PruneArgs) -> 
         .map(cista::util::parse_size)
         .transpose()?;
     opts.repack_uncompressed = a.repack_uncompressed;
-    let r = commands::prune(ex, &opts)?;
+    let progress = std::sync::Arc::new(cista::Progress::default());
+    opts.progress = Some(progress.clone());
+    let shown = show_progress(cli, "prune", &progress);
+    let r = commands::prune(ex, &opts);
+    drop(shown);
+    let r = r?;
     outcome::note_counts([
         ("packs_removed", r.packs_removed as u64),
         ("bytes_removed", r.bytes_removed),

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use cista::commands::{self, CheckRun};
-use cista::RestoreOptions;
+use cista::{ItemAction, OnItem, RestoreOptions, RestoreSummary};
 
 use crate::cli::*;
 
@@ -14,7 +14,10 @@ pub(crate) struct Args<'a> {
     pub(crate) exclude: &'a [String],
     pub(crate) sparse: bool,
     pub(crate) verify: bool,
-    pub(crate) filter: &'a Filter,
+    pub(crate) dry_run: bool,
+    pub(crate) overwrite: &'a str,
+    pub(crate) delete: bool,
+    pub(crate) filter: &'a Selection,
 }
 
 pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
@@ -28,12 +31,21 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     opts.excludes = a.exclude.to_vec();
     opts.sparse = a.sparse;
     opts.verify = a.verify;
+    opts.dry_run = a.dry_run;
+    opts.overwrite = a.overwrite.parse()?;
+    opts.delete = a.delete;
+    // restic lists every path at -vv (its verbosity 3), as text or `verbose_status` lines.
+    let listing = cli.verbose >= 2 && !cli.quiet;
+    if listing {
+        opts.on_item = Some(item_printer(cli.json));
+    }
     if !cli.quiet && !cli.json {
         eprintln!(
-            "restoring snapshot {} of {} to {}",
+            "restoring snapshot {} of {} to {}{}",
             sp.id.short(),
             short_time(&sp.snapshot.time),
-            a.target.display()
+            a.target.display(),
+            if a.dry_run { " (dry run)" } else { "" }
         );
     }
     outcome::note(|r| {
@@ -43,19 +55,85 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     let t0 = std::time::Instant::now();
     let progress = std::sync::Arc::new(cista::Progress::default());
     opts.progress = Some(progress.clone());
-    let shown = show_progress(cli, "restore", &progress);
+    // Listed paths are the progress; a bar redrawn beside them would garble the terminal.
+    let shown = (!listing || cli.json)
+        .then(|| show_progress(cli, "restore", &progress))
+        .flatten();
     let sum = commands::restore(&ix, &sp.snapshot, &sp.path, &opts);
     drop(shown);
     let sum = sum?;
+    note_outcome(&sum, a.verify, a.dry_run);
+    for e in &sum.errors {
+        report_problem(cli, "error", "restore", e);
+    }
+    if cli.json {
+        print_json(&serde_json::json!({
+            "message_type": "summary",
+            "requests": store_requests(),
+            "snapshot_id": sp.id,
+            "dry_run": a.dry_run,
+            "files_restored": sum.files,
+            "dirs_restored": sum.dirs,
+            "special_restored": sum.others,
+            "bytes_restored": sum.bytes,
+            "files_verified": sum.verified_files,
+            "total_files": sum.files + sum.others,
+            "files_skipped": sum.files_skipped,
+            "files_deleted": sum.files_deleted,
+            "total_bytes": sum.bytes,
+            "bytes_skipped": sum.bytes_skipped,
+            "seconds_elapsed": t0.elapsed().as_secs_f64(),
+            "errors": sum.errors,
+        }))?;
+    } else if !cli.quiet {
+        println!("{}", summary_line(&sum, a.verify, a.dry_run));
+    }
+    if !sum.errors.is_empty() {
+        bail!("{} paths could not be restored", sum.errors.len());
+    }
+    Ok(0)
+}
+
+/// Prints each path as restic's `-vv` does: `restored  /path with size 1.000 KiB` (no size
+/// for directories, links, special files and deletions), or a `verbose_status` JSON line.
+fn item_printer(json: bool) -> OnItem {
+    OnItem::new(move |action: ItemAction, path: &str, size: Option<u64>| {
+        let line = if json {
+            serde_json::json!({
+                "message_type": "verbose_status",
+                "action": action.as_str(),
+                "item": path,
+                "size": size.unwrap_or(0),
+            })
+            .to_string()
+        } else {
+            let sized = size.map_or(String::new(), |s| format!(" with size {}", bytes(s)));
+            format!("{:<9} {path}{sized}", action.as_str())
+        };
+        // A closed stdout is noticed when the summary is printed.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    })
+}
+
+fn note_outcome(sum: &RestoreSummary, verify: bool, dry_run: bool) {
+    if dry_run {
+        // Nothing was restored; the receipt's counts say only what was done.
+        outcome::note_counts([("errors", sum.errors.len() as u64)]);
+        return;
+    }
     outcome::note_counts([
         ("files_restored", sum.files),
         ("dirs_restored", sum.dirs),
         ("special_restored", sum.others),
         ("bytes_restored", sum.bytes),
+        ("files_skipped", sum.files_skipped),
+        ("bytes_skipped", sum.bytes_skipped),
+        ("files_deleted", sum.files_deleted),
         ("files_verified", sum.verified_files),
         ("errors", sum.errors.len() as u64),
     ]);
-    if a.verify {
+    if verify {
         let detail = format!(
             "{} files read back against their digests",
             sum.verified_files
@@ -66,41 +144,42 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
                 .push(CheckRun::new("restore_verify", passed, Some(detail)))
         });
     }
-    for e in &sum.errors {
-        report_problem(cli, "error", "restore", e);
+}
+
+/// `restored 3 files, 2 directories, 0 other entries, 1.000 KiB`, then what was updated,
+/// skipped, deleted and verified, when there was any; a dry run says what it would do.
+fn summary_line(sum: &RestoreSummary, verify: bool, dry_run: bool) -> String {
+    let verb = |done: &str, would: &str| {
+        if dry_run {
+            format!("would {would}")
+        } else {
+            done.to_string()
+        }
+    };
+    let mut line = format!(
+        "{} {} files, {} directories, {} other entries, {}",
+        verb("restored", "restore"),
+        sum.files,
+        sum.dirs,
+        sum.others,
+        bytes(sum.bytes)
+    );
+    if sum.files_updated > 0 {
+        line += &format!(" ({} files updated)", sum.files_updated);
     }
-    if cli.json {
-        print_json(&serde_json::json!({
-            "message_type": "summary",
-            "requests": store_requests(),
-            "snapshot_id": sp.id,
-            "files_restored": sum.files,
-            "dirs_restored": sum.dirs,
-            "special_restored": sum.others,
-            "bytes_restored": sum.bytes,
-            "files_verified": sum.verified_files,
-            "total_files": sum.files + sum.others,
-            "files_skipped": 0,
-            "total_bytes": sum.bytes,
-            "seconds_elapsed": t0.elapsed().as_secs_f64(),
-            "errors": sum.errors,
-        }))?;
-    } else if !cli.quiet {
-        println!(
-            "restored {} files, {} directories, {} other entries, {}{}",
-            sum.files,
-            sum.dirs,
-            sum.others,
-            bytes(sum.bytes),
-            if a.verify {
-                format!("; verified {} files", sum.verified_files)
-            } else {
-                String::new()
-            }
+    if sum.files_skipped > 0 {
+        line += &format!(
+            "; {} {} unchanged ({})",
+            verb("left", "leave"),
+            sum.files_skipped,
+            bytes(sum.bytes_skipped)
         );
     }
-    if !sum.errors.is_empty() {
-        bail!("{} paths could not be restored", sum.errors.len());
+    if sum.files_deleted > 0 {
+        line += &format!("; {} {}", verb("deleted", "delete"), sum.files_deleted);
     }
-    Ok(0)
+    if verify {
+        line += &format!("; verified {} files", sum.verified_files);
+    }
+    line
 }

@@ -6,11 +6,17 @@ use cista::commands::{self, SnapshotsOptions};
 
 use crate::cli::*;
 
-pub(crate) fn run(cli: &Cli, filter: &Filter, group_by: Option<&str>) -> Result<u8> {
+pub(crate) fn run(
+    cli: &Cli,
+    filter: &Selection,
+    group_by: Option<&str>,
+    latest: Option<usize>,
+) -> Result<u8> {
     let repo = open(cli)?;
     let mut o = SnapshotsOptions::default();
     o.filter = filter.to_lib();
     o.group_by = group_by.map(str::parse).transpose()?;
+    o.latest = latest;
     o.verified = cli.json;
     let r = commands::snapshots(&repo, &o)?;
     let grouped = o.group_by.is_some();

@@ -6,7 +6,7 @@ use cista::commands;
 
 use crate::cli::*;
 
-pub(crate) fn run(cli: &Cli, ids: &[String], mode: &str, filter: &Filter) -> Result<u8> {
+pub(crate) fn run(cli: &Cli, ids: &[String], mode: &str, filter: &Selection) -> Result<u8> {
     let m: commands::StatsMode = mode.parse()?;
     let repo = open(cli)?;
     let ix = indexed(cli, &repo)?;

@@ -12,7 +12,7 @@ pub(crate) fn run(
     add: &[String],
     remove: &[String],
     set: &[String],
-    filter: &Filter,
+    filter: &Selection,
 ) -> Result<u8> {
     if add.is_empty() && remove.is_empty() && set.is_empty() {
         bail!("nothing to do: give --add, --remove or --set");
