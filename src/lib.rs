@@ -79,7 +79,10 @@ pub use backend::{default_cache_dir, Backend, CacheDir, RequestCounts, RequestSt
 pub use backup::{BackupOptions, BackupResult, NamedCommand, Source};
 pub use check::{CheckOptions, CheckReport, Subset};
 pub use error::{Error, Result};
-pub use format::{BlobType, ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree};
+pub use format::{
+    BlobType, ChunkerParams, Node, NodeKind, Snapshot, Summary, Tree, Verification,
+    VerificationMethod, VerificationResult,
+};
 pub use id::{BlobId, Id, PackId, SnapshotId, TreeId};
 pub use index::Index;
 pub use lock::{release_all as release_all_locks, LockGuard};
@@ -87,6 +90,9 @@ pub use policy::{Count, GroupBy, GroupDecision, GroupKey, KeepPolicy, Kept, With
 pub use problem::{ObjectKind, ObjectRef, Problem, ProblemKind};
 pub use prune::PruneOptions;
 pub use prune::{MaxUnused, PrunePlan, PruneReport, RetainedObject};
-pub use repository::{InitOptions, Loaded, OpenOptions, Repository, SnapshotFilter, MAX_KEY_TRIES};
+pub use repository::{
+    Freshness, InitOptions, LastVerified, Loaded, OpenOptions, Recorded, Repository,
+    SnapshotFilter, MAX_KEY_TRIES,
+};
 pub use restore::{ItemAction, OnItem, Overwrite, RestoreOptions, RestoreSummary};
 pub use util::{Progress, ProgressReading};

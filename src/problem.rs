@@ -95,6 +95,9 @@ pub enum ProblemKind {
     Mismatch,
     /// Drill: the `--exec` command failed on the restored tree.
     ExecFailed,
+    /// Check, drill: the verification record of the run could not be written (a warning:
+    /// the run's own result stands).
+    RecordNotWritten,
 }
 
 /// A stored object, by kind and id (64 hex digits; `config` for the config).
@@ -122,6 +125,8 @@ pub enum ObjectKind {
     Lock,
     /// The repository's `config`.
     Config,
+    /// A verification record under `verifications/`.
+    Verification,
     /// A tree blob.
     Tree,
     /// A data blob (a chunk of file content).
@@ -129,8 +134,8 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// The name JSON gives it: `pack`, `index`, `snapshot`, `key`, `lock`, `config`, `tree`,
-    /// `blob`.
+    /// The name JSON gives it: `pack`, `index`, `snapshot`, `key`, `lock`, `config`,
+    /// `verification`, `tree`, `blob`.
     pub fn name(self) -> &'static str {
         match self {
             ObjectKind::Pack => "pack",
@@ -139,6 +144,7 @@ impl ObjectKind {
             ObjectKind::Key => "key",
             ObjectKind::Lock => "lock",
             ObjectKind::Config => "config",
+            ObjectKind::Verification => "verification",
             ObjectKind::Tree => "tree",
             ObjectKind::Blob => "blob",
         }
@@ -161,6 +167,7 @@ impl ObjectKind {
             "key" | "key file" => ObjectKind::Key,
             "lock" => ObjectKind::Lock,
             "config" => ObjectKind::Config,
+            "verification record" => ObjectKind::Verification,
             "tree blob" => ObjectKind::Tree,
             "data blob" => ObjectKind::Blob,
             _ => return None,

@@ -13,7 +13,13 @@ fn keys() -> &'static Keys {
 }
 
 fuzz_target!(|data: &[u8]| {
-    for kind in [FileKind::Config, FileKind::Index, FileKind::Snapshot, FileKind::Lock] {
+    for kind in [
+        FileKind::Config,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Lock,
+        FileKind::Verification,
+    ] {
         let peeked = peek_version(kind, data);
         let opened = open_file(keys(), kind, data);
         // Whatever peek refuses, open refuses too.

@@ -10,11 +10,18 @@ use std::sync::OnceLock;
 
 use cista::crypto::Keys;
 use cista::format::{
-    open_file, seal_file, Config, FileKind, IndexFile, LockInfo, Snapshot, FORMAT_VERSION, MAGIC,
+    open_file, seal_file, Config, FileKind, IndexFile, LockInfo, Snapshot, Verification,
+    FORMAT_VERSION, MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [FileKind; 4] = [FileKind::Config, FileKind::Index, FileKind::Snapshot, FileKind::Lock];
+const KINDS: [FileKind; 5] = [
+    FileKind::Config,
+    FileKind::Index,
+    FileKind::Snapshot,
+    FileKind::Lock,
+    FileKind::Verification,
+];
 
 fn keys() -> &'static Keys {
     static K: OnceLock<Keys> = OnceLock::new();
@@ -40,7 +47,7 @@ fn envelope(kind: FileKind) -> [u8; 6] {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, payload)) = data.split_first() else { return };
-    let kind = KINDS[(sel % 4) as usize];
+    let kind = KINDS[sel as usize % KINDS.len()];
     let k = keys();
     let header = envelope(kind);
     let mut file = header.to_vec();
@@ -62,6 +69,9 @@ fuzz_target!(|data: &[u8]| {
         }
         FileKind::Lock => {
             let _ = LockInfo::decode(&raw);
+        }
+        FileKind::Verification => {
+            let _ = Verification::decode(&raw);
         }
     }
 });

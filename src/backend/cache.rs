@@ -1,5 +1,5 @@
-//! A local cache of the small, immutable objects every command reads: index files, snapshots
-//! and key files. Entries are the sealed bytes as stored, named as in the repository, checked
+//! A local cache of the small, immutable objects every command reads: index files, snapshots,
+//! key files and verification records. Entries are the sealed bytes as stored, named as in the repository, checked
 //! against their name (the BLAKE3 of their bytes) on every read, and written through a
 //! temporary file and rename; a damaged or missing entry is fetched again. The cache may be
 //! deleted at any time. Tree blobs are cached by the repository layer (`Repository::with_cache`).
@@ -19,7 +19,10 @@ pub struct CacheBackend {
 }
 
 fn cached(t: FileType) -> bool {
-    matches!(t, FileType::Index | FileType::Snapshot | FileType::Key)
+    matches!(
+        t,
+        FileType::Index | FileType::Snapshot | FileType::Key | FileType::Verification
+    )
 }
 
 /// Creates `dir` and its missing parents private to this user (0700): the cache holds only

@@ -29,16 +29,19 @@ pub enum FileType {
     Index,
     Snapshot,
     Lock,
+    /// Verification records: what a check or drill verified (format §19).
+    Verification,
 }
 
 impl FileType {
-    pub const ALL: [FileType; 6] = [
+    pub const ALL: [FileType; 7] = [
         FileType::Config,
         FileType::Key,
         FileType::Pack,
         FileType::Index,
         FileType::Snapshot,
         FileType::Lock,
+        FileType::Verification,
     ];
 
     pub fn dir(self) -> &'static str {
@@ -49,6 +52,7 @@ impl FileType {
             FileType::Index => "index",
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
+            FileType::Verification => "verifications",
         }
     }
 
@@ -60,12 +64,14 @@ impl FileType {
             FileType::Index => "index",
             FileType::Snapshot => "snapshot",
             FileType::Lock => "lock",
+            FileType::Verification => "verification record",
         }
     }
 }
 
 /// The path of an object relative to the repository root: `config`, `keys/<id>`,
-/// `data/<first 2 hex>/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`.
+/// `data/<first 2 hex>/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`,
+/// `verifications/<id>`.
 pub fn object_path(t: FileType, name: &str) -> String {
     match t {
         FileType::Config => "config".to_string(),
@@ -91,7 +97,8 @@ pub const fn max_read_len(t: FileType) -> u64 {
     match t {
         FileType::Config => 1 << 20,
         FileType::Key | FileType::Lock => 64 << 10,
-        FileType::Snapshot => 64 << 20,
+        // A record names every snapshot a check saw: 67 bytes of JSON each.
+        FileType::Snapshot | FileType::Verification => 64 << 20,
         FileType::Index => 1 << 30,
         // A pack is at most the largest pack size plus one blob and its header.
         FileType::Pack => 2 << 30,

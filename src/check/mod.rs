@@ -3,17 +3,19 @@
 //! Every problem is collected with the object it concerns; nothing stops at the first one.
 //! Leftovers that do no harm (packs no index names, after an interrupted backup) are reported
 //! as notes, not errors. `structure` holds the phases every check runs, `read_data` the one
-//! that reads the packs, `subset` which packs it reads.
+//! that reads the packs, `subset` which packs it reads, `records` the verification records.
 
 mod read_data;
+mod records;
 mod structure;
 mod subset;
 
 use std::sync::Mutex;
 
 use crate::error::Result;
+use crate::id::SnapshotId;
 use crate::problem::Problem;
-use crate::repository::Repository;
+use crate::repository::{Freshness, Recorded, Repository};
 
 pub use subset::{select_packs, Subset};
 
@@ -21,6 +23,9 @@ pub use subset::{select_packs, Subset};
 #[non_exhaustive]
 pub struct CheckOptions {
     pub read_data: Option<Subset>,
+    /// Store no verification record of this check (`--no-record`). None is stored either
+    /// when the repository is not locked (`--no-lock`).
+    pub no_record: bool,
     /// Counted as packs are read (`files` are packs here), for a progress display.
     pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
@@ -33,11 +38,22 @@ pub struct CheckReport {
     /// Harmless findings.
     pub notes: Vec<Problem>,
     pub snapshots: usize,
+    /// The snapshots that loaded and were walked: those a record of this check covers.
+    pub checked: Vec<SnapshotId>,
     pub trees: usize,
     pub packs: usize,
+    /// Bytes of every stored pack.
+    pub pack_bytes: u64,
     pub packs_read: usize,
     pub blobs_read: usize,
     pub bytes_read: u64,
+    /// Verification records that opened.
+    pub verifications: usize,
+    /// The record of this check (`commands::check` stores it).
+    pub recorded: Recorded,
+    /// The newest snapshot and when it was last verified, after this check's record; `None`
+    /// when that could not be read (`commands::check` fills it).
+    pub freshness: Option<Freshness>,
 }
 
 impl CheckReport {
@@ -57,6 +73,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     if let Some(subset) = opts.read_data {
         read_data::read_data(repo, &packs, subset, opts.progress.as_deref(), &rep);
     }
+    records::records(repo, &rep)?;
     Ok(rep.into_report())
 }
 

@@ -136,6 +136,7 @@ pub(super) fn packs(index: &Index, packs: &Packs, rep: &Findings) {
     let indexed: HashSet<PackId> = index.packs().iter().copied().collect();
     rep.with(|r| {
         r.packs = stored.len();
+        r.pack_bytes = stored.values().sum();
         for p in stored.keys() {
             if !indexed.contains(p) {
                 let message = format!(
@@ -165,7 +166,10 @@ pub(super) fn snapshots(repo: &Repository, rep: &Findings) -> Result<Vec<(Id, Tr
             })
             .collect()
     });
-    rep.with(|r| r.snapshots = roots.len());
+    rep.with(|r| {
+        r.snapshots = roots.len();
+        r.checked = roots.iter().map(|(id, _)| *id).collect();
+    });
     Ok(roots)
 }
 

@@ -68,6 +68,18 @@ impl std::str::FromStr for Subset {
     }
 }
 
+/// As `--read-data-subset` takes it: `all`, `n/m`, `p%`, or a number of bytes.
+impl std::fmt::Display for Subset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subset::All => f.write_str("all"),
+            Subset::Part(n, m) => write!(f, "{n}/{m}"),
+            Subset::Percent(p) => write!(f, "{p}%"),
+            Subset::Bytes(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 /// The packs `subset` reads out of `stored`, sorted by id.
 pub fn select_packs(stored: &HashMap<PackId, u64>, subset: Subset) -> Vec<(PackId, u64)> {
     let mut packs: Vec<(PackId, u64)> = stored.iter().map(|(id, s)| (*id, *s)).collect();
@@ -121,6 +133,14 @@ mod tests {
         assert_eq!(" 5% ".parse::<Subset>().unwrap(), Subset::Percent(5.0));
         assert_eq!("100%".parse::<Subset>().unwrap(), Subset::Percent(100.0));
         assert!(matches!("500M".parse::<Subset>().unwrap(), Subset::Bytes(b) if b >= 500_000_000));
+        // Displayed as it is given, so a record's subset parses back.
+        for s in [
+            Subset::Part(2, 5),
+            Subset::Percent(2.5),
+            Subset::Bytes(1 << 20),
+        ] {
+            assert_eq!(s.to_string().parse::<Subset>().unwrap(), s);
+        }
         for bad in [
             "0/5", "6/5", "1/0", "1/257", "0%", "101%", "NaN%", "0", "x", "1/x",
         ] {

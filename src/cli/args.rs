@@ -321,6 +321,9 @@ pub(crate) enum Cmd {
         /// exit fails the drill.
         #[arg(long)]
         exec: Option<String>,
+        /// Store no verification record of this drill (none is stored with --no-lock).
+        #[arg(long)]
+        no_record: bool,
         #[command(flatten)]
         filter: Filter,
     },
@@ -398,7 +401,7 @@ pub(crate) enum Cmd {
     },
     /// Print a repository object, for debugging.
     Cat {
-        /// config, key, snapshot, index, tree, blob or pack.
+        /// config, key, snapshot, index, tree, blob, pack or verification.
         kind: String,
         id: Option<String>,
     },
@@ -411,6 +414,9 @@ pub(crate) enum Cmd {
         /// randomly chosen packs.
         #[arg(long, value_name = "SUBSET")]
         read_data_subset: Option<String>,
+        /// Store no verification record of this check (none is stored with --no-lock).
+        #[arg(long)]
+        no_record: bool,
     },
     /// Show the repository's settings, or change one: `config append-only on|off`.
     ///

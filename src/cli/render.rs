@@ -34,6 +34,35 @@ pub(crate) fn report_problem(cli: &Cli, level: &str, during: &str, p: &cista::Pr
     }
 }
 
+/// The id of the verification record a check or drill stored, if it stored one.
+pub(crate) fn record_id(r: &cista::Recorded) -> Option<String> {
+    match r {
+        cista::Recorded::Written(id) => Some(id.to_hex()),
+        _ => None,
+    }
+}
+
+/// Notes a check's or drill's record and freshness in the receipt (for the metrics), and
+/// warns when the record could not be stored.
+pub(crate) fn note_verification(
+    cli: &Cli,
+    during: &str,
+    r: &cista::Recorded,
+    f: Option<&cista::Freshness>,
+) {
+    if let cista::Recorded::Failed(p) = r {
+        report_problem(cli, "warning", during, p);
+    }
+    let mut n = cista::commands::VerificationNote::default();
+    n.record = record_id(r);
+    if let Some(f) = f {
+        n.latest_snapshot_id = f.latest_snapshot.as_ref().map(|(id, _)| id.to_hex());
+        n.latest_snapshot_time = f.latest_snapshot.as_ref().map(|(_, t)| t.clone());
+        n.latest_snapshot_verified_at = f.verified_at.clone();
+    }
+    super::outcome::note(|rec| rec.verification = Some(n));
+}
+
 pub(crate) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     let mut v = serde_json::to_value(s).expect("snapshot serializes");
     let o = v.as_object_mut().expect("object");

@@ -95,6 +95,7 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
             target,
             keep,
             exec,
+            no_record,
             filter,
         } => cmd::drill::run(
             cli,
@@ -104,6 +105,7 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
                 target: target.as_deref(),
                 keep: *keep,
                 exec: exec.as_deref(),
+                no_record: *no_record,
                 filter,
             },
         ),
@@ -136,7 +138,8 @@ pub(crate) fn run(cli: &Cli) -> Result<u8> {
         Cmd::Check {
             read_data,
             read_data_subset,
-        } => cmd::check::run(cli, *read_data, read_data_subset.as_deref()),
+            no_record,
+        } => cmd::check::run(cli, *read_data, read_data_subset.as_deref(), *no_record),
         Cmd::Cache {
             cleanup,
             max_age,

@@ -20,6 +20,7 @@ pub enum CatKind {
     Tree,
     Blob,
     Pack,
+    Verification,
 }
 
 impl std::str::FromStr for CatKind {
@@ -33,9 +34,10 @@ impl std::str::FromStr for CatKind {
             "tree" => CatKind::Tree,
             "blob" => CatKind::Blob,
             "pack" => CatKind::Pack,
+            "verification" => CatKind::Verification,
             other => {
                 return Err(Error::Invalid(format!(
-                    "cannot cat {other:?}: use config, key, snapshot, index, tree, blob or pack"
+                    "cannot cat {other:?}: use config, key, snapshot, index, tree, blob, pack or verification"
                 )))
             }
         })
@@ -45,7 +47,8 @@ impl std::str::FromStr for CatKind {
 /// The object, opened.
 #[derive(Clone, Debug)]
 pub enum CatOutput {
-    /// Decoded objects (config, snapshot, index, tree, a pack's header).
+    /// Decoded objects (config, snapshot, index, tree, a pack's header, a verification
+    /// record).
     Json(serde_json::Value),
     /// Bytes shown as stored (a key file) or as restored (a blob's plaintext).
     Raw(Vec<u8>),
@@ -95,6 +98,12 @@ pub fn cat(repo: &Repository, kind: CatKind, id: Option<&str>) -> Result<CatOutp
             };
             CatOutput::Raw(crate::pack::read_blob(repo, &index, ty, &id)?)
         }
+        CatKind::Verification => {
+            let id = repo.find_id(FileType::Verification, need()?)?;
+            let mut v = to_json(&repo.load_verification(&id)?)?;
+            v["id"] = id.to_hex().into();
+            CatOutput::Json(v)
+        }
         CatKind::Pack => {
             let id = repo.find_id(FileType::Pack, need()?)?;
             let bytes = repo.backend().read(FileType::Pack, &id.to_hex())?;
@@ -115,6 +124,7 @@ fn kind_name(k: CatKind) -> &'static str {
         CatKind::Tree => "tree",
         CatKind::Blob => "blob",
         CatKind::Pack => "pack",
+        CatKind::Verification => "verification",
     }
 }
 

@@ -1,7 +1,8 @@
 //! `drill`: proves a snapshot restores. Recomputes every tree id bottom-up and compares the
 //! root, restores into a scratch directory with every file's digest read back, compares each
 //! restored entry's type, size, mode, times and link target with the snapshot, compares the
-//! counts, then runs the operator's own check (`exec`) on the restored tree.
+//! counts, then runs the operator's own check (`exec`) on the restored tree. The result is
+//! stored as a verification record (`verification::after_drill`).
 
 use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::{NodeKind, Snapshot};
 use crate::id::{SnapshotId, TreeId};
 use crate::problem::{ObjectKind, Problem, ProblemKind};
+use crate::repository::{Freshness, Recorded};
 use crate::restore::{RestoreOptions, RestoreSummary};
 use crate::tree::{load_tree, walk};
 
@@ -26,6 +28,8 @@ pub struct DrillOptions {
     /// A shell command run on the restored tree (`CISTA_DRILL_DIR` names it), e.g. a
     /// `pg_restore` into a scratch database and a smoke query; a non-zero exit fails the drill.
     pub exec: Option<String>,
+    /// Store no verification record (`--no-record`); none is stored unlocked either.
+    pub no_record: bool,
     /// Counted as the scratch restore writes files, for a progress display.
     pub progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
@@ -36,6 +40,8 @@ pub struct DrillOptions {
 pub struct DrillReport {
     pub snapshot_id: Option<SnapshotId>,
     pub tree_id: Option<TreeId>,
+    /// The root tree id recomputed from the decoded trees (`tree_id` when they commit to it).
+    pub recomputed_root: Option<TreeId>,
     /// Trees whose ids were recomputed from their decoded content.
     pub trees_verified: u64,
     /// Files (non-directories) and their bytes, as the snapshot's trees say.
@@ -51,6 +57,10 @@ pub struct DrillReport {
     pub exec_status: Option<i32>,
     /// Every mismatch and failure, each naming the object or path.
     pub problems: Vec<Problem>,
+    /// The drill's verification record.
+    pub recorded: Recorded,
+    /// The newest snapshot and when it was last verified, after this drill's record.
+    pub freshness: Option<Freshness>,
 }
 
 impl DrillReport {
@@ -59,8 +69,19 @@ impl DrillReport {
     }
 }
 
-/// Drills `snapshot` (stored as `id`).
+/// Drills `snapshot` (stored as `id`) and records the result, failed drills too (those
+/// stopped by damage as well), unless the repository is not locked or `opts.no_record`.
 pub fn drill(
+    ix: &Indexed,
+    id: SnapshotId,
+    snapshot: &Snapshot,
+    opts: &DrillOptions,
+) -> Result<DrillReport> {
+    let ended = drill_only(ix, id, snapshot, opts);
+    super::verification::after_drill(ix, id, opts.no_record, ended)
+}
+
+fn drill_only(
     ix: &Indexed,
     id: SnapshotId,
     snapshot: &Snapshot,
@@ -72,8 +93,8 @@ pub fn drill(
         ..Default::default()
     };
     let mut seen = HashSet::new();
-    let (files, bytes) = recompute(ix, &snapshot.tree, &mut seen, &mut r)?;
-    (r.files, r.bytes) = (files, bytes);
+    let (files, bytes, root) = recompute(ix, &snapshot.tree, &mut seen, &mut r)?;
+    (r.files, r.bytes, r.recomputed_root) = (files, bytes, Some(root));
     let scratch = match &opts.target {
         Some(t) => Scratch::given(t)?,
         None => Scratch::temporary()?,
@@ -124,19 +145,20 @@ pub fn drill(
 
 /// Loads every tree below `id` (children first) and recomputes each one's id from its
 /// decoded content: the ids then form a Merkle tree whose root is the snapshot's, so every
-/// node the restore uses is the one the snapshot committed to. Returns the files and bytes.
+/// node the restore uses is the one the snapshot committed to. Returns the files, bytes and
+/// the id recomputed for `id`.
 fn recompute(
     ix: &Indexed,
     id: &TreeId,
     seen: &mut HashSet<TreeId>,
     r: &mut DrillReport,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, u64, TreeId)> {
     let mut tree = load_tree(ix.repo(), ix.index(), id)?;
     let (mut files, mut bytes) = (0, 0);
     for n in &tree.nodes {
         match (n.kind, n.subtree) {
             (NodeKind::Dir, Some(sub)) => {
-                let (f, b) = recompute(ix, &sub, seen, r)?;
+                let (f, b, _) = recompute(ix, &sub, seen, r)?;
                 if seen.insert(sub) {
                     r.trees_verified += 1;
                 }
@@ -169,7 +191,7 @@ fn recompute(
     if seen.insert(*id) {
         r.trees_verified += 1;
     }
-    Ok((files, bytes))
+    Ok((files, bytes, again))
 }
 
 /// Compares every restored entry with its node: type, size, permission bits, modification

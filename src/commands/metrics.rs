@@ -41,7 +41,7 @@ const COUNTERS: [(&str, &str); 4] = [
 ];
 
 /// Gauges, with their help text.
-const GAUGES: [(&str, &str); 11] = [
+const GAUGES: [(&str, &str); 13] = [
     (
         "cista_last_run_timestamp_seconds",
         "When the command last ran (end), Unix time.",
@@ -70,6 +70,14 @@ const GAUGES: [(&str, &str); 11] = [
     (
         "cista_last_check_read_bytes",
         "Bytes of packs that check or drill read and verified.",
+    ),
+    (
+        "cista_latest_snapshot_timestamp_seconds",
+        "Time of the repository's newest snapshot when a check or drill last ran, Unix time.",
+    ),
+    (
+        "cista_latest_snapshot_verified_timestamp_seconds",
+        "When a passed check or drill last verified that snapshot, Unix time (0: never).",
     ),
 ];
 
@@ -164,6 +172,13 @@ pub fn write_metrics(path: &Path, r: &Receipt, l: &MetricLabels) -> Result<()> {
             set("cista_last_check_read_bytes", b);
         }
     }
+    if let Some(v) = &r.verification {
+        if let Some(t) = &v.latest_snapshot_time {
+            set("cista_latest_snapshot_timestamp_seconds", unix(t));
+            let verified = v.latest_snapshot_verified_at.as_deref().map_or(0.0, unix);
+            set("cista_latest_snapshot_verified_timestamp_seconds", verified);
+        }
+    }
     let mut bump = |name: &str| {
         *s.entry((name.to_string(), lb.clone())).or_insert(0.0) += 1.0;
     };
@@ -224,6 +239,10 @@ mod tests {
             false,
             None,
         ));
+        c.verification = Some(super::super::receipt::VerificationNote {
+            latest_snapshot_time: Some("2026-01-02T00:00:00Z".into()),
+            ..Default::default()
+        });
         c.finish(1, Some("damage".into()), 0.2);
         write_metrics(&p, &c, &l).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
@@ -233,6 +252,15 @@ mod tests {
         assert_eq!(get("cista_bytes_added", "backup"), 42.0);
         assert_eq!(get("cista_last_check_success", "check"), 0.0);
         assert_eq!(get("cista_failures_total", "check"), 1.0);
+        assert_eq!(
+            get("cista_latest_snapshot_timestamp_seconds", "check"),
+            1_767_312_000.0
+        );
+        // Never verified: 0, so an alert on its age fires.
+        assert_eq!(
+            get("cista_latest_snapshot_verified_timestamp_seconds", "check"),
+            0.0
+        );
         assert!(text.contains("host=\"h\\\"1\""), "{text}");
         assert!(
             text.contains("# TYPE cista_backup_success_total counter"),

@@ -30,6 +30,7 @@ mod snapshots;
 mod stats;
 mod tag;
 mod unlock;
+mod verification;
 
 pub use crate::restore::{ArchiveFormat, DumpOptions};
 pub use backup::{backup, BackupReport};
@@ -57,7 +58,7 @@ pub use profile::{
 pub use prune::{execute_prune, plan_prune, prune};
 pub use receipt::{
     redact_arguments, redact_location, write_atomic, Artifact, CheckRun, Receipt, RepositoryRef,
-    RunStatus, StepRecord, RECEIPT_SCHEMA, RECEIPT_VERSION,
+    RunStatus, StepRecord, VerificationNote, RECEIPT_SCHEMA, RECEIPT_VERSION,
 };
 pub use restore::{dump, ls, restore, DumpReport, LsReport, RestoreReport};
 pub use select::{resolve_snapshot_path, select_snapshots, SnapshotPath};

@@ -70,6 +70,21 @@ impl CheckRun {
     }
 }
 
+/// What a check or drill recorded, and how fresh the newest snapshot's verification is:
+/// the source of the `cista_latest_snapshot_*` metrics.
+#[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct VerificationNote {
+    /// The verification record the run stored (`verifications/<id>`); `None` when it stored
+    /// none.
+    pub record: Option<String>,
+    /// The repository's newest snapshot and its time.
+    pub latest_snapshot_id: Option<String>,
+    pub latest_snapshot_time: Option<String>,
+    /// When a passed record last covered that snapshot; `None` when none did.
+    pub latest_snapshot_verified_at: Option<String>,
+}
+
 /// A stream a backup stored (standard input, a command's output), with its digests.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
@@ -118,6 +133,9 @@ pub struct Receipt {
     /// Files, bytes, blobs, packs: what the run counted, by name.
     pub counts: BTreeMap<String, u64>,
     pub checks: Vec<CheckRun>,
+    /// Check and drill: their verification record and the newest snapshot's freshness.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationNote>,
     pub artifacts: Vec<Artifact>,
     pub host: String,
     pub user: String,
@@ -198,6 +216,7 @@ impl Receipt {
             error: None,
             counts: BTreeMap::new(),
             checks: Vec::new(),
+            verification: None,
             artifacts: Vec::new(),
             host: crate::util::hostname(),
             user: crate::util::username(),

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::format::Snapshot;
 use crate::id::SnapshotId;
 use crate::policy::{group, GroupBy, GroupKey};
-use crate::repository::{Repository, SnapshotFilter};
+use crate::repository::{LastVerified, Repository, SnapshotFilter};
 
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
@@ -17,6 +17,8 @@ pub struct SnapshotsOptions {
     /// Only the latest N of each host and set of paths (restic's `--latest`), after the
     /// filter and before grouping.
     pub latest: Option<usize>,
+    /// Read the verification records too, for `SnapshotsReport::verified`.
+    pub verified: bool,
 }
 
 /// One group of snapshots, oldest first.
@@ -32,6 +34,9 @@ pub struct SnapshotGroup {
 #[non_exhaustive]
 pub struct SnapshotsReport {
     pub groups: Vec<SnapshotGroup>,
+    /// With `SnapshotsOptions::verified`: each listed snapshot's newest verification
+    /// record (a snapshot never verified has none).
+    pub verified: HashMap<SnapshotId, LastVerified>,
 }
 
 /// Every snapshot that opens and matches `opts.filter` (damaged ones are skipped with a
@@ -59,7 +64,16 @@ pub fn snapshots(repo: &Repository, opts: &SnapshotsOptions) -> Result<Snapshots
             })
             .collect(),
     };
-    Ok(SnapshotsReport { groups })
+    let verified = if opts.verified {
+        let log = repo.verifications()?;
+        let listed = groups.iter().flat_map(|g| &g.snapshots);
+        listed
+            .filter_map(|(id, s)| Some((*id, log.last(id, s)?)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    Ok(SnapshotsReport { groups, verified })
 }
 
 /// The last `n` of each (host, paths) in `snaps` (oldest first, as listed), order kept.

@@ -1,11 +1,12 @@
-//! The envelope of a sealed repository file (config, index, snapshot, lock): magic, kind,
-//! version, then the sealed payload.
+//! The envelope of a sealed repository file (config, index, snapshot, lock, verification
+//! record): magic, kind, version, then the sealed payload.
 
 use super::payload::{pack_payload, unpack_payload};
 use super::{bad, DecodeError, FORMAT_VERSION};
 use crate::crypto::Keys;
 
-/// Magic at the start of every sealed repository file (config, index, snapshot, lock).
+/// Magic at the start of every sealed repository file (config, index, snapshot, lock,
+/// verification record).
 pub const MAGIC: &[u8; 4] = b"CSTA";
 /// Bytes before the sealed part of an envelope: magic, kind, version.
 pub const ENVELOPE_HEADER_LEN: usize = 6;
@@ -18,6 +19,7 @@ pub enum FileKind {
     Index = 2,
     Snapshot = 3,
     Lock = 4,
+    Verification = 5,
 }
 
 impl FileKind {
@@ -27,6 +29,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
+            FileKind::Verification => "verification record",
         }
     }
 }

@@ -10,6 +10,7 @@ mod pack_header;
 mod payload;
 mod snapshot;
 mod tree;
+mod verification;
 
 pub use blob::{open_blob, seal_blob, uncompressed_sealed_len, verify_blob, BlobScratch, BlobType};
 pub use config::{ChunkerParams, Config, LARGE_BLOB, MAX_PACK_SIZE, MIN_PACK_SIZE};
@@ -21,6 +22,10 @@ pub use pack_header::{
 };
 pub use snapshot::{Snapshot, Summary};
 pub use tree::{Node, NodeKind, Tree, Xattr};
+pub use verification::{
+    clip, Verification, VerificationMethod, VerificationResult, MAX_RECORD_SNAPSHOTS,
+    MAX_RECORD_TEXT,
+};
 
 use crate::crypto::OpenError;
 use crate::id::Id;

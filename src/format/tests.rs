@@ -78,8 +78,8 @@ fn arb_node() -> impl Strategy<Value = Node> {
 
 proptest! {
     #[test]
-    fn file_envelope_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), k in 1u8..=4) {
-        let kind = [FileKind::Config, FileKind::Index, FileKind::Snapshot, FileKind::Lock][k as usize - 1];
+    fn file_envelope_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), k in 1u8..=5) {
+        let kind = [FileKind::Config, FileKind::Index, FileKind::Snapshot, FileKind::Lock, FileKind::Verification][k as usize - 1];
         let s = seal_file(&keys(), kind, &data);
         prop_assert_eq!(open_file(&keys(), kind, &s).unwrap(), data);
     }
@@ -133,6 +133,7 @@ proptest! {
         let _ = IndexFile::decode(&data);
         let _ = Tree::decode(&data);
         let _ = Snapshot::decode(&data);
+        let _ = Verification::decode(&data);
         let _ = Config::decode(&data);
         let _ = split_pack(&data);
         let _ = open_file(&keys(), FileKind::Index, &data);
@@ -171,6 +172,29 @@ proptest! {
         c.compression_level = level;
         c.large_blob_level = large;
         prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn verification_round_trip(
+        secs in 0i64..4_000_000_000, m in 0usize..4, passed in any::<bool>(),
+        snaps in proptest::collection::vec(any::<[u8; 32]>(), 0..5), tree in any::<Option<[u8; 32]>>(),
+        fraction in proptest::option::of(0u32..=10_000), subset in proptest::option::of(".{0,12}"),
+        bytes_read in any::<u64>(), host in ".{0,40}", detail in ".{0,200}",
+    ) {
+        let methods = [VerificationMethod::Check, VerificationMethod::CheckReadData,
+            VerificationMethod::CheckReadDataSubset, VerificationMethod::Drill];
+        let v = Verification {
+            time: crate::util::format_time(jiff::Timestamp::from_second(secs).unwrap().to_zoned(jiff::tz::TimeZone::UTC)),
+            method: methods[m],
+            subset,
+            fraction: fraction.map(|f| f as f64 / 10_000.0),
+            result: VerificationResult::of(passed),
+            snapshots: snaps.into_iter().map(Id).collect(),
+            tree: tree.map(Id),
+            bytes_read, hostname: host, username: "u".into(),
+            program_version: "cista 0.1.0".into(), detail,
+        };
+        prop_assert_eq!(Verification::decode(&v.encode()).unwrap(), v);
     }
 
     #[test]
@@ -236,4 +260,47 @@ fn unknown_file_version_refused() {
         Err(DecodeError::Version(9))
     );
     assert_eq!(peek_version(FileKind::Config, &s), Ok(9));
+}
+
+#[test]
+fn verification_bounds_are_enforced_and_clip_keeps_within_them() {
+    let v = Verification {
+        time: "2026-11-22T07:52:44.5+01:00".into(),
+        method: VerificationMethod::CheckReadDataSubset,
+        subset: Some("2/5".into()),
+        fraction: Some(0.25),
+        result: VerificationResult::Passed,
+        snapshots: vec![Id([1; 32])],
+        tree: None,
+        bytes_read: 7,
+        hostname: "h".into(),
+        username: "u".into(),
+        program_version: "cista 0.1.0".into(),
+        detail: clip(&"é".repeat(MAX_RECORD_TEXT)),
+    };
+    assert!(v.detail.len() <= MAX_RECORD_TEXT && v.detail.len() > MAX_RECORD_TEXT - 2);
+    let json: serde_json::Value = serde_json::from_slice(&v.encode()).unwrap();
+    assert_eq!(json["method"], "check_read_data_subset");
+    assert_eq!(json["result"], "passed");
+    assert_eq!(Verification::decode(&v.encode()).unwrap(), v);
+    let too_long = Verification {
+        hostname: "h".repeat(MAX_RECORD_TEXT + 1),
+        ..v.clone()
+    };
+    let e = Verification::decode(&too_long.encode()).unwrap_err();
+    assert!(e.to_string().contains("hostname"), "{e}");
+    let bad_fraction = Verification {
+        fraction: Some(1.5),
+        ..v.clone()
+    };
+    assert!(Verification::decode(&bad_fraction.encode()).is_err());
+    let bad_time = Verification {
+        time: "yesterday".into(),
+        ..v
+    };
+    assert!(Verification::decode(&bad_time.encode()).is_err());
+    // Optional fields may be absent.
+    let minimal = br#"{"time":"2026-01-01T00:00:00Z","method":"drill","result":"failed","snapshots":[],"bytes_read":0,"hostname":"","username":"","program_version":"cista"}"#;
+    let m = Verification::decode(minimal).unwrap();
+    assert_eq!((m.tree, m.fraction, m.detail.as_str()), (None, None, ""));
 }

@@ -1,5 +1,5 @@
-//! Steps 2–5 of prune: repack, write the new index, delete the old index files, then the
-//! packs nothing names.
+//! Steps 2–6 of prune: repack, write the new index, delete the old index files, then the
+//! packs nothing names, then the verification records that say nothing any more.
 
 use std::collections::HashMap;
 
@@ -26,14 +26,33 @@ enum DeleteOutcome {
 impl PrunePlan {
     /// Carries the plan out. `lock`, when given, is checked before the first write and before
     /// every delete.
-    pub fn execute(self, repo: &Repository, lock: Option<&LockGuard>) -> Result<PruneReport> {
+    pub fn execute(mut self, repo: &Repository, lock: Option<&LockGuard>) -> Result<PruneReport> {
         let mut rep = self.report.clone();
         if self.nothing_to_do() {
             return Ok(rep);
         }
         let check_lock = || lock.map_or(Ok(()), |l| l.check());
         check_lock()?;
+        let records: Vec<(FileType, Id, u64)> = std::mem::take(&mut self.records)
+            .into_iter()
+            .map(|id| (FileType::Verification, id, 0))
+            .collect();
+        if !self.packs_untouched() {
+            self.rewrite(repo, &check_lock, &mut rep)?;
+        }
+        // 6. Records last: they describe snapshots, not data, and nothing else needs them.
+        delete_all(repo, &check_lock, &records, &mut rep)?;
+        rep.retained.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(rep)
+    }
 
+    /// Steps 2–5: repack, write the new index, delete the old index files and the packs.
+    fn rewrite(
+        self,
+        repo: &Repository,
+        check_lock: &(impl Fn() -> Result<()> + Sync),
+        rep: &mut PruneReport,
+    ) -> Result<()> {
         // 2. Repack.
         let progress = self.progress.as_deref();
         let repacked = repack(repo, &self.repack, self.repack_uncompressed, progress)?;
@@ -83,10 +102,9 @@ impl PrunePlan {
             .collect();
         // Index files before packs; every delete first checks the lock is still held.
         for doomed in [doomed_index, doomed_packs] {
-            delete_all(repo, &check_lock, &doomed, &mut rep)?;
+            delete_all(repo, check_lock, &doomed, rep)?;
         }
-        rep.retained.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(rep)
+        Ok(())
     }
 }
 
@@ -150,6 +168,7 @@ fn delete_all(
     for o in outcome {
         match o? {
             DeleteOutcome::Deleted(FileType::Index, _) => rep.index_files_deleted += 1,
+            DeleteOutcome::Deleted(FileType::Verification, _) => rep.verifications_removed += 1,
             DeleteOutcome::Deleted(_, size) => {
                 rep.packs_removed += 1;
                 rep.bytes_removed += size;
@@ -173,5 +192,6 @@ fn object_kind(t: FileType) -> ObjectKind {
         FileType::Lock => ObjectKind::Lock,
         FileType::Config => ObjectKind::Config,
         FileType::Pack => ObjectKind::Pack,
+        FileType::Verification => ObjectKind::Verification,
     }
 }

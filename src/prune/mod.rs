@@ -6,7 +6,8 @@
 //!    verified first, so damage is never copied);
 //! 3. write new index files naming only used blobs, superseding all old ones;
 //! 4. delete the old index files;
-//! 5. delete packs no index names any more.
+//! 5. delete packs no index names any more;
+//! 6. delete verification records that say nothing about the snapshots left.
 //!
 //! Steps 2–3 leave at most unindexed packs behind; after step 3 every index entry points at a
 //! pack that exists until step 5, which only removes packs the new index does not name.
@@ -73,6 +74,10 @@ pub struct PruneReport {
     /// Packs actually deleted (unused, repacked and unindexed ones) and their bytes.
     pub packs_removed: usize,
     pub bytes_removed: u64,
+    /// Verification records that say nothing about the snapshots left (format §19): to
+    /// delete, and deleted.
+    pub verifications_deleted: usize,
+    pub verifications_removed: usize,
     /// Objects prune meant to delete that the store holds under retention (S3 Object Lock):
     /// left in place, and removed by a prune after the date shown.
     pub retained: Vec<RetainedObject>,

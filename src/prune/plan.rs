@@ -8,10 +8,10 @@ use rayon::prelude::*;
 use super::used::{refuse_short_packs, used_blobs};
 use super::{MaxUnused, PruneOptions, PruneReport};
 use crate::error::{Error, Result};
-use crate::format::{self, BlobEntry, BlobType, IndexFile};
-use crate::id::{BlobId, Id, PackId};
+use crate::format::{self, BlobEntry, BlobType, IndexFile, Snapshot};
+use crate::id::{BlobId, Id, PackId, SnapshotId};
 use crate::index::{load_index_file, Index};
-use crate::repository::Repository;
+use crate::repository::{Repository, VerificationLog};
 
 /// One indexed pack that is stored, and what of it is used.
 #[derive(Clone, Debug)]
@@ -43,6 +43,8 @@ pub struct PrunePlan {
     pub(super) old_index: Vec<Id>,
     /// Superseded leftovers alone are reason enough to write a new index.
     pub(super) has_superseded: bool,
+    /// Verification records that say nothing about the snapshots left (format §19).
+    pub(super) records: Vec<Id>,
     pub(super) repack_uncompressed: bool,
     pub(super) progress: Option<std::sync::Arc<crate::util::Progress>>,
 }
@@ -84,6 +86,7 @@ impl PrunePlan {
         refuse_short_packs(index, &stored)?;
         let (snapshots, used) = used_blobs(repo, index)?;
         let tally = tally(&files, &stored, &used)?;
+        let records = superseded_records(repo, &snapshots);
 
         let indexed: HashSet<PackId> = tally.packs.iter().map(|p| p.id).collect();
         let unindexed: Vec<(PackId, u64)> = stored
@@ -101,7 +104,7 @@ impl PrunePlan {
         let c = choose(tally.packs, bytes_used, opts);
         let report = PruneReport {
             dry_run: opts.dry_run,
-            snapshots,
+            snapshots: snapshots.len(),
             blobs_used: tally.blobs_used,
             blobs_unused: tally.blobs_unused,
             bytes_used,
@@ -115,6 +118,7 @@ impl PrunePlan {
                 + unindexed.iter().map(|(_, s)| s).sum::<u64>(),
             packs_unindexed_deleted: unindexed.len(),
             unused_after: c.unused_after,
+            verifications_deleted: records.len(),
             ..Default::default()
         };
         Ok(PrunePlan {
@@ -125,6 +129,7 @@ impl PrunePlan {
             unindexed,
             old_index,
             has_superseded: !index.superseded_files().is_empty(),
+            records,
             repack_uncompressed: opts.repack_uncompressed,
             progress: opts.progress.clone(),
         })
@@ -151,13 +156,36 @@ impl PrunePlan {
         self.delete.iter().map(|p| p.id).chain(unindexed).collect()
     }
 
+    /// Verification records deleted as superseded.
+    pub fn delete_verifications(&self) -> &[Id] {
+        &self.records
+    }
+
     /// Nothing to repack, delete or rewrite: executing leaves the repository as it is.
     pub(super) fn nothing_to_do(&self) -> bool {
+        self.packs_untouched() && self.records.is_empty()
+    }
+
+    /// No pack to repack or delete and no index to rewrite.
+    pub(super) fn packs_untouched(&self) -> bool {
         self.repack.is_empty()
             && self.delete.is_empty()
             && self.unindexed.is_empty()
             && self.report.blobs_unused == 0
             && !self.has_superseded
+    }
+}
+
+/// The verification records to delete: those that say nothing about `snapshots` any more.
+/// Damaged records are left (check reports them); records that cannot be read at all are
+/// left for a later prune, with a warning: they hold no data, so they stop no prune.
+fn superseded_records(repo: &Repository, snapshots: &[(SnapshotId, Snapshot)]) -> Vec<Id> {
+    match repo.all_verifications() {
+        Ok(loaded) => VerificationLog::new(loaded.ok).superseded(snapshots),
+        Err(e) => {
+            tracing::warn!("verification records left as they are: {e}");
+            Vec::new()
+        }
     }
 }
 

@@ -7,18 +7,20 @@ use rayon::prelude::*;
 
 use crate::backend::FileType;
 use crate::error::{Error, Result};
-use crate::format::{BlobType, NodeKind};
-use crate::id::{BlobId, PackId, TreeId};
+use crate::format::{BlobType, NodeKind, Snapshot};
+use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::repository::Repository;
 use crate::tree::load_tree;
 
-/// Every blob reachable from a snapshot. Fails if any tree cannot be loaded or any data blob
-/// is missing from the index: pruning on a partial view would delete data still needed.
+/// Every snapshot, and every blob reachable from one. Fails if any tree cannot be loaded or
+/// any data blob is missing from the index: pruning on a partial view would delete data
+/// still needed.
+#[allow(clippy::type_complexity)]
 pub fn used_blobs(
     repo: &Repository,
     index: &Index,
-) -> Result<(usize, HashSet<(BlobType, BlobId)>)> {
+) -> Result<(Vec<(SnapshotId, Snapshot)>, HashSet<(BlobType, BlobId)>)> {
     let snaps = repo.all_snapshots()?.require_all(
         "snapshot",
         "prune needs every snapshot, or it would delete data a damaged one still uses; \
@@ -67,7 +69,7 @@ pub fn used_blobs(
         }
         level = next;
     }
-    Ok((snaps.len(), used))
+    Ok((snaps, used))
 }
 
 /// A pack shorter than its index entries need has lost blobs or its header: repacking would

@@ -1,4 +1,5 @@
-//! A backend opened with a key: the config, typed sealed files, snapshots.
+//! A backend opened with a key: the config, typed sealed files, snapshots, verification
+//! records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +15,13 @@ use crate::util::{hostname, now_string, username};
 mod files;
 mod loaded;
 mod open;
+mod verifications;
 
 pub use files::sort_snapshots;
 pub(crate) use loaded::{refuse_damaged, warn_skipped};
 pub use loaded::{Loaded, SnapshotFilter};
 pub use open::load_key_file;
+pub use verifications::{Freshness, LastVerified, Recorded, VerificationLog};
 
 /// At most this many key files are tried with Argon2id when opening a repository (restic
 /// tries 20 too): the hinted key comes first, so a host is never slowed by others' keys.

@@ -1,4 +1,4 @@
-//! `cista check [--read-data | --read-data-subset S]`.
+//! `cista check [--read-data | --read-data-subset S] [--no-record]`.
 
 use anyhow::{bail, Result};
 
@@ -7,7 +7,12 @@ use cista::{CheckOptions, Subset};
 
 use crate::cli::*;
 
-pub(crate) fn run(cli: &Cli, read_data: bool, read_data_subset: Option<&str>) -> Result<u8> {
+pub(crate) fn run(
+    cli: &Cli,
+    read_data: bool,
+    read_data_subset: Option<&str>,
+    no_record: bool,
+) -> Result<u8> {
     let subset = match (read_data, read_data_subset) {
         (_, Some(s)) => Some(s.parse::<Subset>()?),
         (true, None) => Some(Subset::All),
@@ -17,12 +22,14 @@ pub(crate) fn run(cli: &Cli, read_data: bool, read_data_subset: Option<&str>) ->
     let l = lock(cli, &repo)?;
     let mut opts = CheckOptions::default();
     opts.read_data = subset;
+    opts.no_record = no_record;
     let progress = std::sync::Arc::new(cista::Progress::default());
     opts.progress = Some(progress.clone());
     let shown = show_progress(cli, "check", &progress);
     let rep = commands::check(&l, &opts);
     drop(shown);
     let rep = rep?;
+    note_verification(cli, "check", &rep.recorded, rep.freshness.as_ref());
     outcome::note_counts([
         ("snapshots", rep.snapshots as u64),
         ("trees", rep.trees as u64),
@@ -69,6 +76,7 @@ pub(crate) fn run(cli: &Cli, read_data: bool, read_data_subset: Option<&str>) ->
             "packs_read": rep.packs_read,
             "blobs_read": rep.blobs_read,
             "bytes_read": rep.bytes_read,
+            "verification_record": record_id(&rep.recorded),
         }))?;
     } else if !cli.quiet {
         let read = if subset.is_some() {

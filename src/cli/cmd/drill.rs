@@ -1,4 +1,4 @@
-//! `cista drill [SNAPSHOT] [--newer-than D] [--target DIR] [--keep] [--exec CMD]`.
+//! `cista drill [SNAPSHOT] [--newer-than D] [--target DIR] [--keep] [--exec CMD] [--no-record]`.
 
 use anyhow::{bail, Result};
 
@@ -13,6 +13,7 @@ pub(crate) struct Args<'a> {
     pub(crate) target: Option<&'a std::path::Path>,
     pub(crate) keep: bool,
     pub(crate) exec: Option<&'a str>,
+    pub(crate) no_record: bool,
     pub(crate) filter: &'a Filter,
 }
 
@@ -41,6 +42,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     o.target = a.target.map(|p| p.to_path_buf());
     o.keep = a.keep;
     o.exec = a.exec.map(String::from);
+    o.no_record = a.no_record;
     let progress = std::sync::Arc::new(cista::Progress::default());
     o.progress = Some(progress.clone());
     if !cli.quiet && !cli.json {
@@ -55,6 +57,7 @@ pub(crate) fn run(cli: &Cli, a: Args) -> Result<u8> {
     drop(shown);
     let r = r?;
     note(&r);
+    note_verification(cli, "drill", &r.recorded, r.freshness.as_ref());
     for e in r.restore.errors.iter().chain(&r.problems) {
         report_problem(cli, "error", "drill", e);
     }
@@ -91,6 +94,7 @@ fn render(cli: &Cli, r: &DrillReport) -> Result<()> {
             "entries_compared": r.entries_compared,
             "exec_status": r.exec_status,
             "target": r.kept.then(|| r.target.display().to_string()),
+            "verification_record": record_id(&r.recorded),
             "errors": r.restore.errors.iter().chain(&r.problems).collect::<Vec<_>>(),
         }))?;
     } else if !cli.quiet {

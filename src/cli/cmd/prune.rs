@@ -37,6 +37,7 @@ pub(crate) fn run_locked(cli: &Cli, ex: &commands::Exclusive, a: &PruneArgs) -> 
         ("bytes_written", r.bytes_written),
         ("index_files_written", r.index_files_written as u64),
         ("index_files_deleted", r.index_files_deleted as u64),
+        ("verifications_removed", r.verifications_removed as u64),
         ("delete_failed", r.delete_failed.len() as u64),
     ]);
     if cli.json {
@@ -81,6 +82,17 @@ pub(crate) fn run_locked(cli: &Cli, ex: &commands::Exclusive, a: &PruneArgs) -> 
                 r.packs_removed,
                 bytes(r.bytes_removed),
                 r.index_files_deleted
+            );
+        }
+        if r.verifications_deleted > 0 {
+            println!(
+                "verification records of forgotten or since re-verified snapshots: {} to delete{}",
+                r.verifications_deleted,
+                if r.dry_run {
+                    String::new()
+                } else {
+                    format!(", {} deleted", r.verifications_removed)
+                }
             );
         }
         if !r.retained.is_empty() {

@@ -17,11 +17,18 @@ pub(crate) fn run(
     o.filter = filter.to_lib();
     o.group_by = group_by.map(str::parse).transpose()?;
     o.latest = latest;
+    o.verified = cli.json;
     let r = commands::snapshots(&repo, &o)?;
     let grouped = o.group_by.is_some();
     if cli.json {
         let list = |v: &[(cista::Id, cista::Snapshot)]| -> Vec<_> {
-            v.iter().map(|(id, s)| snapshot_json(id, s)).collect()
+            v.iter()
+                .map(|(id, s)| {
+                    let mut j = snapshot_json(id, s);
+                    j["verified"] = serde_json::to_value(r.verified.get(id)).expect("serializes");
+                    j
+                })
+                .collect()
         };
         if grouped {
             let v: Vec<_> = r
