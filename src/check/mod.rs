@@ -60,6 +60,18 @@ impl CheckReport {
     pub fn ok(&self) -> bool {
         self.errors.is_empty()
     }
+
+    /// What was checked and found, in one line (a receipt's check detail, a record's).
+    pub fn counts_line(&self) -> String {
+        format!(
+            "{} snapshots, {} trees, {} packs; {} packs read; {} errors",
+            self.snapshots,
+            self.trees,
+            self.packs,
+            self.packs_read,
+            self.errors.len()
+        )
+    }
 }
 
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {

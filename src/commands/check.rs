@@ -18,14 +18,7 @@ pub fn check(l: &Locked, opts: &CheckOptions) -> Result<CheckReport> {
         Some(Subset::All) => VerificationMethod::CheckReadData,
         Some(_) => VerificationMethod::CheckReadDataSubset,
     };
-    let mut detail = format!(
-        "{} snapshots, {} trees, {} packs; {} packs read; {} errors",
-        rep.snapshots,
-        rep.trees,
-        rep.packs,
-        rep.packs_read,
-        rep.errors.len()
-    );
+    let mut detail = rep.counts_line();
     if let Some(first) = rep.errors.first() {
         detail.push_str(&format!(" (first: {first})"));
     }

@@ -45,14 +45,7 @@ pub(crate) fn run(
         (true, None) => "read_data",
         (false, None) => "structure",
     };
-    let detail = format!(
-        "{} snapshots, {} trees, {} packs; {} packs read; {} errors",
-        rep.snapshots,
-        rep.trees,
-        rep.packs,
-        rep.packs_read,
-        rep.errors.len()
-    );
+    let detail = rep.counts_line();
     let passed = rep.ok();
     outcome::note(|r| r.checks.push(CheckRun::new(name, passed, Some(detail))));
     for n in &rep.notes {
