@@ -482,28 +482,38 @@ impl RawProfile {
 }
 
 impl Retention {
-    fn check(&self, at: &str) -> std::result::Result<(), String> {
-        let counts = [
+    /// The count rules by setting name (`keep-last`, ... , also forget's flag names).
+    pub fn counts(&self) -> [(&'static str, Option<i64>); 6] {
+        [
             ("keep-last", self.keep_last),
             ("keep-hourly", self.keep_hourly),
             ("keep-daily", self.keep_daily),
             ("keep-weekly", self.keep_weekly),
             ("keep-monthly", self.keep_monthly),
             ("keep-yearly", self.keep_yearly),
-        ];
+        ]
+    }
+
+    /// The span rules by setting name (`keep-within`, `keep-within-hourly`, ...).
+    pub fn spans(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("keep-within", self.keep_within.as_deref()),
+            ("keep-within-hourly", self.keep_within_hourly.as_deref()),
+            ("keep-within-daily", self.keep_within_daily.as_deref()),
+            ("keep-within-weekly", self.keep_within_weekly.as_deref()),
+            ("keep-within-monthly", self.keep_within_monthly.as_deref()),
+            ("keep-within-yearly", self.keep_within_yearly.as_deref()),
+        ]
+    }
+
+    fn check(&self, at: &str) -> std::result::Result<(), String> {
+        let counts = self.counts();
         for (k, v) in counts {
             if v.is_some_and(|n| n < -1) {
                 return Err(format!("{at}.{k}: a count is -1 (unlimited) or more"));
             }
         }
-        let spans = [
-            ("keep-within", &self.keep_within),
-            ("keep-within-hourly", &self.keep_within_hourly),
-            ("keep-within-daily", &self.keep_within_daily),
-            ("keep-within-weekly", &self.keep_within_weekly),
-            ("keep-within-monthly", &self.keep_within_monthly),
-            ("keep-within-yearly", &self.keep_within_yearly),
-        ];
+        let spans = self.spans();
         for (k, v) in spans {
             if let Some(s) = v {
                 s.parse::<Within>().map_err(|e| format!("{at}.{k}: {e}"))?;

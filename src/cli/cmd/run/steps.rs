@@ -139,30 +139,15 @@ pub(crate) fn copy(p: &Profile, to: usize, id: &str) -> Step {
 /// snapshots: its host and tags, so profiles sharing a repository don't expire each other's.
 pub(crate) fn forget(p: &Profile, r: &Retention, repo: usize) -> Step {
     let mut a: Vec<OsString> = vec!["forget".into()];
-    let counts = [
-        ("--keep-last", r.keep_last),
-        ("--keep-hourly", r.keep_hourly),
-        ("--keep-daily", r.keep_daily),
-        ("--keep-weekly", r.keep_weekly),
-        ("--keep-monthly", r.keep_monthly),
-        ("--keep-yearly", r.keep_yearly),
-    ];
-    for (flag, n) in counts {
+    // The settings are named as forget's flags.
+    for (name, n) in r.counts() {
         if let Some(n) = n {
-            a.extend([flag.into(), n.to_string().into()]);
+            a.extend([format!("--{name}").into(), n.to_string().into()]);
         }
     }
-    let spans = [
-        ("--keep-within", &r.keep_within),
-        ("--keep-within-hourly", &r.keep_within_hourly),
-        ("--keep-within-daily", &r.keep_within_daily),
-        ("--keep-within-weekly", &r.keep_within_weekly),
-        ("--keep-within-monthly", &r.keep_within_monthly),
-        ("--keep-within-yearly", &r.keep_within_yearly),
-    ];
-    for (flag, s) in spans {
+    for (name, s) in r.spans() {
         if let Some(s) = s {
-            a.extend([flag.into(), s.into()]);
+            a.extend([format!("--{name}").into(), s.into()]);
         }
     }
     for t in &r.keep_tag {
